@@ -1,0 +1,97 @@
+"""The ``suite`` command line.
+
+Verbs come from the plugin registry: the core's own (``tasks``, ``train``,
+``export``...) are registered through the same ``register_commands`` hook as the
+plugins' (``suite music generate``). User mistakes raise
+:class:`~torchsuite.core.errors.SuiteError` and are printed as one paragraph;
+``--debug`` (or ``SUITE_DEBUG=1``) shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import textwrap
+from collections.abc import Sequence
+
+from .commands import Command
+from .errors import SuiteError
+from .registry import get_registry
+
+__all__ = ["build_parser", "main"]
+
+
+def _version() -> str:
+    from torchsuite import __version__
+
+    return __version__
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full parser, including every loaded plugin's verbs."""
+    registry = get_registry()
+    parser = argparse.ArgumentParser(
+        prog="suite",
+        description="torchsuite: train, evaluate and ship PyTorch task plugins.",
+        epilog="`suite tasks` lists the tasks; `suite config show TASK` shows every config key.",
+    )
+    parser.add_argument("--version", action="version", version=f"torchsuite {_version()}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    verbs = parser.add_subparsers(dest="verb", metavar="VERB")
+    groups: dict[str, argparse._SubParsersAction[argparse.ArgumentParser]] = {}
+
+    def attach(sub: argparse._SubParsersAction[argparse.ArgumentParser], cmd: Command) -> None:
+        p = sub.add_parser(cmd.name, help=cmd.help, description=cmd.help)
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                       help="show tracebacks for errors")
+        if cmd.configure is not None:
+            cmd.configure(p)
+        p.set_defaults(_command=cmd)
+
+    for cmd in sorted(registry.commands.commands, key=lambda c: (c.group or c.name, c.name)):
+        if cmd.group is None:
+            attach(verbs, cmd)
+            continue
+        if cmd.group not in groups:
+            help_text = registry.commands.group_help.get(cmd.group, f"{cmd.group} commands")
+            gp = verbs.add_parser(cmd.group, help=help_text, description=help_text)
+            groups[cmd.group] = gp.add_subparsers(dest=f"{cmd.group}_verb", metavar="VERB")
+            gp.set_defaults(_group_parser=gp)
+        attach(groups[cmd.group], cmd)
+    return parser
+
+
+def _print_error(message: str) -> None:
+    width = max(60, min(100, os.get_terminal_size(2).columns if sys.stderr.isatty() else 100))
+    print(textwrap.fill(f"error: {message}", width=width, subsequent_indent="  "), file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``suite`` console script; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get("SUITE_DEBUG", "") not in ("", "0")
+    if debug:
+        os.environ["SUITE_DEBUG"] = "1"
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        cmd: Command | None = getattr(args, "_command", None)
+        if cmd is None:
+            group_parser = getattr(args, "_group_parser", None)
+            (group_parser or parser).print_help()
+            return 0 if not argv else 2
+        code = cmd.run(args)
+        return int(code or 0)
+    except SuiteError as exc:
+        if debug:
+            raise
+        _print_error(str(exc))
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Model lifecycle: fine-tuning, distillation, compression, export and serving."""

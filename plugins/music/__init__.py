@@ -1,0 +1,1 @@
+"""The built-in music plugin: MIDI generation on the bundled Bach chorales."""

@@ -1,0 +1,1 @@
+"""The built-in translation plugin: Transformer machine translation on parallel corpora."""
