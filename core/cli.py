@@ -43,8 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     def attach(sub: argparse._SubParsersAction[argparse.ArgumentParser], cmd: Command) -> None:
         p = sub.add_parser(cmd.name, help=cmd.help, description=cmd.help)
-        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                       help="show tracebacks for errors")
+        p.add_argument(
+            "--debug",
+            action="store_true",
+            default=argparse.SUPPRESS,
+            help="show tracebacks for errors",
+        )
         if cmd.configure is not None:
             cmd.configure(p)
         p.set_defaults(_command=cmd)

@@ -26,12 +26,27 @@ def add_task_argument(parser: argparse.ArgumentParser) -> None:
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     """``--config``, ``--set`` and positional ``key=value`` overrides."""
-    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
-                        help="config overrides, e.g. train.max_steps=100 model.d_model=256")
-    parser.add_argument("--config", action="append", default=[], metavar="FILE",
-                        help="TOML config file (repeatable; later files win)")
-    parser.add_argument("--set", action="append", default=[], dest="set_", metavar="KEY=VALUE",
-                        help="config override (same as a bare KEY=VALUE)")
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help="config overrides, e.g. train.max_steps=100 model.d_model=256",
+    )
+    parser.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="TOML config file (repeatable; later files win)",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        dest="set_",
+        metavar="KEY=VALUE",
+        help="config override (same as a bare KEY=VALUE)",
+    )
 
 
 def _overrides(args: argparse.Namespace) -> list[str]:

@@ -31,8 +31,9 @@ def _plugins(args: argparse.Namespace) -> int:
         if info.source == "core" and info.ok and not args.all:
             continue
         state = "disabled" if info.disabled else ("error" if info.error else "ok")
-        rows.append([info.name, info.version or "-", info.source, state,
-                     ", ".join(info.tasks) or "-"])
+        rows.append(
+            [info.name, info.version or "-", info.source, state, ", ".join(info.tasks) or "-"]
+        )
     print(format_table(["plugin", "version", "source", "state", "tasks"], rows))
     errors = [i for i in reg.plugins.values() if i.error]
     for info in errors:
@@ -52,8 +53,10 @@ def _tasks(args: argparse.Namespace) -> int:
 
 def _config_show(args: argparse.Namespace) -> int:
     task = build_task(args.task, args, require_ready=False)
-    print(to_toml(task.cfg, header=f"{args.task}: default config (`suite config show {args.task}`)"),
-          end="")
+    print(
+        to_toml(task.cfg, header=f"{args.task}: default config (`suite config show {args.task}`)"),
+        end="",
+    )
     return 0
 
 
@@ -72,20 +75,32 @@ def _configure_config_show(p: argparse.ArgumentParser) -> None:
 
 def _configure_prepare(p: argparse.ArgumentParser) -> None:
     add_task_argument(p)
-    p.add_argument("--source", help="raw input (file or directory); default: the task's "
-                                    "embedded data")
+    p.add_argument(
+        "--source", help="raw input (file or directory); default: the task's embedded data"
+    )
     add_config_arguments(p)
 
 
 @hookimpl
 def register_commands(cli: CommandSet) -> None:
-    cli.add_command("plugins", help="list plugins with version, source, tasks and load errors",
-                    run=_plugins,
-                    configure=lambda p: p.add_argument("--all", action="store_true",
-                                                       help="include the core's own modules"))
-    cli.add_command("tasks", help="list registered tasks and whether they can train",
-                    run=_tasks)
-    cli.add_command("config", help="show a task's config as commented TOML",
-                    configure=_configure_config_show, run=_config_show)
-    cli.add_command("prepare", help="turn raw data into shards and a split manifest",
-                    configure=_configure_prepare, run=_prepare)
+    cli.add_command(
+        "plugins",
+        help="list plugins with version, source, tasks and load errors",
+        run=_plugins,
+        configure=lambda p: p.add_argument(
+            "--all", action="store_true", help="include the core's own modules"
+        ),
+    )
+    cli.add_command("tasks", help="list registered tasks and whether they can train", run=_tasks)
+    cli.add_command(
+        "config",
+        help="show a task's config as commented TOML",
+        configure=_configure_config_show,
+        run=_config_show,
+    )
+    cli.add_command(
+        "prepare",
+        help="turn raw data into shards and a split manifest",
+        configure=_configure_prepare,
+        run=_prepare,
+    )

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import tomllib
 import types
 import typing
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
+
+import tomllib
 
 from .errors import ConfigError
 
@@ -272,7 +273,9 @@ def load_toml(path: str | Path) -> dict[str, Any]:
         with path.open("rb") as fh:
             return tomllib.load(fh)
     except FileNotFoundError:
-        raise ConfigError(f"config file '{path}' does not exist; check the --config path.") from None
+        raise ConfigError(
+            f"config file '{path}' does not exist; check the --config path."
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file '{path}' is not valid TOML: {exc}.") from None
 
@@ -305,6 +308,11 @@ def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
 
 def _set_dotted(tree: dict[str, Any], key: str, value: Any, cls: type) -> None:
     valid = config_keys(cls)
+    if key in _sections(cls):
+        raise ConfigError(
+            f"config key '{key}' is a section (a TOML table [{key}]), not a value; "
+            f"set its keys instead, e.g. {key}.<name>=<value>."
+        )
     if key not in valid:
         raise _unknown_key(key, valid.keys())
     node = tree

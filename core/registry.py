@@ -109,7 +109,9 @@ class Registry:
             version = dist.version if dist is not None else ""
             source = "built-in" if dist_name == "torchsuite" else (dist_name or "entry point")
             if ep.name in disabled:
-                self.plugins[ep.name] = PluginInfo(ep.name, source, version, ep.value, disabled=True)
+                self.plugins[ep.name] = PluginInfo(
+                    ep.name, source, version, ep.value, disabled=True
+                )
                 continue
             self._add(ep.name, source, version, ep.load, ep.value)
         self._collect()
@@ -130,7 +132,9 @@ class Registry:
             file=sys.stderr,
         )
 
-    def _add(self, name: str, source: str, version: str, loader: Callable[[], Any], module: str) -> None:
+    def _add(
+        self, name: str, source: str, version: str, loader: Callable[[], Any], module: str
+    ) -> None:
         info = PluginInfo(name, source, version, module)
         self.plugins[name] = info
         try:
@@ -143,7 +147,9 @@ class Registry:
 
     def _impls(self, hook_name: str) -> list[tuple[str, Callable[..., Any], list[str]]]:
         hook = getattr(self.pm.hook, hook_name)
-        return [(impl.plugin_name, impl.function, list(impl.argnames)) for impl in hook.get_hookimpls()]
+        return [
+            (impl.plugin_name, impl.function, list(impl.argnames)) for impl in hook.get_hookimpls()
+        ]
 
     def _collect(self) -> None:
         """Call each plugin's hooks separately so errors are charged to the right plugin."""
@@ -151,7 +157,9 @@ class Registry:
             info = self.plugins[plugin_name]
             added: list[str] = []
 
-            def register(task_cls: type[Task[Any]], _plugin: str = plugin_name, _added: list[str] = added) -> None:
+            def register(
+                task_cls: type[Task[Any]], _plugin: str = plugin_name, _added: list[str] = added
+            ) -> None:
                 self._register_task(task_cls, _plugin)
                 _added.append(task_cls.name)
 
@@ -204,11 +212,13 @@ class Registry:
             close = difflib.get_close_matches(name, list(self.tasks), n=1)
             hint = f" Did you mean '{close[0]}'?" if close else ""
             broken = [p.name for p in self.plugins.values() if p.error]
-            extra = f" Plugins that failed to load: {', '.join(broken)} (see `suite plugins`)." if broken else ""
-            raise SuiteError(
-                f"unknown task '{name}'.{hint} Known tasks: {', '.join(sorted(self.tasks)) or 'none'}."
-                f"{extra}"
-            ) from None
+            extra = (
+                f" Plugins that failed to load: {', '.join(broken)} (see `suite plugins`)."
+                if broken
+                else ""
+            )
+            known = ", ".join(sorted(self.tasks)) or "none"
+            raise SuiteError(f"unknown task '{name}'.{hint} Known tasks: {known}.{extra}") from None
 
 
 _REGISTRY: Registry | None = None

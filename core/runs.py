@@ -11,7 +11,14 @@ from typing import Any
 from .config import load_toml, to_toml
 from .errors import SuiteError
 
-__all__ = ["RUNS_ROOT", "create_run_dir", "find_run", "list_runs", "read_run_config", "write_run_config"]
+__all__ = [
+    "RUNS_ROOT",
+    "create_run_dir",
+    "find_run",
+    "list_runs",
+    "read_run_config",
+    "write_run_config",
+]
 
 #: Where runs go unless ``--run-dir`` says otherwise (``SUITE_RUNS`` overrides).
 RUNS_ROOT = Path(os.environ.get("SUITE_RUNS", "runs"))
@@ -66,8 +73,10 @@ def find_run(ref: str | Path, task: str | None = None) -> Path:
         if ref == "latest":
             runs = list_runs(task)
             if not runs:
-                raise SuiteError(f"no runs of task '{task}' under '{RUNS_ROOT / task}' yet; "
-                                 f"train one first with `suite train {task}`.")
+                raise SuiteError(
+                    f"no runs of task '{task}' under '{RUNS_ROOT / task}' yet; "
+                    f"train one first with `suite train {task}`."
+                )
             return runs[-1]
         candidates.append(RUNS_ROOT / task / ref)
     for path in candidates:
@@ -83,7 +92,13 @@ def find_run(ref: str | Path, task: str | None = None) -> Path:
 def list_runs(task: str | None = None) -> list[Path]:
     """Run directories (oldest first by modification time)."""
     roots = [RUNS_ROOT / task] if task else sorted(p for p in RUNS_ROOT.glob("*") if p.is_dir())
-    runs = [p for root in roots if root.is_dir() for p in root.iterdir() if (p / "config.toml").is_file()]
+    runs = [
+        p
+        for root in roots
+        if root.is_dir()
+        for p in root.iterdir()
+        if (p / "config.toml").is_file()
+    ]
     return sorted(runs, key=lambda p: p.stat().st_mtime)
 
 

@@ -166,11 +166,19 @@ class Task(Generic[ConfigT]):
         batch_size = getattr(tcfg, "batch_size", 32)
         workers = getattr(tcfg, "num_workers", 0)
         if isinstance(ds, IterableDataset):
-            return DataLoader(ds, batch_size=batch_size, num_workers=workers,
-                              collate_fn=self.collate)
+            return DataLoader(
+                ds, batch_size=batch_size, num_workers=workers, collate_fn=self.collate
+            )
         gen = torch.Generator().manual_seed(getattr(tcfg, "seed", 0))
-        return DataLoader(ds, batch_size=batch_size, shuffle=train, generator=gen,
-                          num_workers=workers, collate_fn=self.collate, drop_last=False)
+        return DataLoader(
+            ds,
+            batch_size=batch_size,
+            shuffle=train,
+            generator=gen,
+            num_workers=workers,
+            collate_fn=self.collate,
+            drop_last=False,
+        )
 
     def augment(self, batch: Any) -> Any:
         """Training-time data augmentation applied to each training batch (default: none)."""
