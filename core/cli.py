@@ -66,6 +66,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _flags_to_overrides(words: list[str], section: str) -> list[str]:
+    """``["--src", "a.de", "--max-len=200"]`` -> ``["data.src=a.de", "data.max_len=200"]``."""
+    out: list[str] = []
+    i = 0
+    while i < len(words):
+        word = words[i]
+        if not word.startswith("--") or len(word) < 3:
+            raise SuiteError(f"unexpected argument '{word}'; see `suite ... --help`.")
+        key, eq, value = word[2:].partition("=")
+        if not eq:
+            if i + 1 >= len(words) or words[i + 1].startswith("--"):
+                raise SuiteError(f"flag '{word}' needs a value, e.g. {word} VALUE.")
+            value = words[i + 1]
+            i += 1
+        out.append(f"{section}.{key.replace('-', '_')}={_quote(value)}")
+        i += 1
+    return out
+
+
+def _quote(value: str) -> str:
+    """Keep file names and other text as TOML strings; numbers and booleans stay typed."""
+    import tomllib
+
+    try:
+        tomllib.loads(f"v = {value}")
+        return value
+    except tomllib.TOMLDecodeError:
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def _print_error(message: str) -> None:
     width = max(60, min(100, os.get_terminal_size(2).columns if sys.stderr.isatty() else 100))
     print(textwrap.fill(f"error: {message}", width=width, subsequent_indent="  "), file=sys.stderr)
@@ -79,8 +109,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ["SUITE_DEBUG"] = "1"
     try:
         parser = build_parser()
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
         cmd: Command | None = getattr(args, "_command", None)
+        if extra:
+            if cmd is None or cmd.flag_section is None or not hasattr(args, "overrides"):
+                parser.parse_args(argv)  # let argparse report the unknown words its usual way
+            else:
+                args.overrides = [*args.overrides, *_flags_to_overrides(extra, cmd.flag_section)]
         if cmd is None:
             group_parser = getattr(args, "_group_parser", None)
             (group_parser or parser).print_help()

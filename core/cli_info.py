@@ -100,7 +100,9 @@ def register_commands(cli: CommandSet) -> None:
     )
     cli.add_command(
         "prepare",
-        help="turn raw data into shards and a split manifest",
+        help="turn raw data into shards and a split manifest "
+        "(extra --flags set data.* keys: --src a.de is data.src=a.de)",
         configure=_configure_prepare,
         run=_prepare,
+        flag_section="data",
     )

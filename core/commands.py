@@ -37,6 +37,9 @@ class Command:
     group: str | None = None
     configure: Configure | None = None
     plugin: str = ""
+    #: If set, unknown ``--some-flag VALUE`` words become overrides ``<section>.some_flag=VALUE``
+    #: (``suite prepare translation --src a.de`` == ``data.src=a.de``).
+    flag_section: str | None = None
 
 
 @dataclass
@@ -55,8 +58,12 @@ class CommandSet:
         help: str = "",
         group: str | None = None,
         configure: Configure | None = None,
+        flag_section: str | None = None,
     ) -> None:
-        """Register ``suite [group] name``; see the module docstring."""
+        """Register ``suite [group] name``; see the module docstring.
+
+        ``flag_section`` turns unknown ``--flags`` into config overrides of that section.
+        """
         for cmd in self.commands:
             if cmd.name == name and cmd.group == group:
                 where = f"{group} {name}" if group else name
@@ -64,7 +71,9 @@ class CommandSet:
                     f"command 'suite {where}' is added by both plugin '{cmd.plugin}' "
                     f"and plugin '{self.current_plugin}'"
                 )
-        self.commands.append(Command(name, run, help, group, configure, self.current_plugin))
+        self.commands.append(
+            Command(name, run, help, group, configure, self.current_plugin, flag_section)
+        )
 
     def add_group(self, group: str, help: str) -> None:
         """Describe a group of verbs (``suite music --help`` shows it)."""

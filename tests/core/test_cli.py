@@ -99,3 +99,19 @@ def test_placeholder_task_refuses_to_train_clearly(tmp_path: Path) -> None:
 def test_unknown_task(tmp_path: Path) -> None:
     out = run_suite(["train", "no-such-task"], tmp_path)
     assert out.returncode == 2 and "unknown task 'no-such-task'" in out.stderr
+
+
+def test_prepare_flags_become_data_overrides(tmp_path: Path, template_site: Path) -> None:
+    out = run_suite(
+        ["prepare", "template-regression", "--features", "5", "--noise=0.5", "--dir", "my data"],
+        tmp_path,
+        [template_site],
+    )
+    assert out.returncode == 0, out.stderr
+    assert "my data" in out.stdout
+    bad = run_suite(
+        ["prepare", "template-regression", "--featurez", "5"], tmp_path, [template_site]
+    )
+    assert bad.returncode == 2 and "Did you mean 'data.features'" in " ".join(bad.stderr.split())
+    other = run_suite(["tasks", "--bogus"], tmp_path)
+    assert other.returncode == 2 and "unrecognized arguments: --bogus" in other.stderr
