@@ -11,7 +11,9 @@ from torchsuite.core import Task, TaskStatus, hookimpl
 
 class _Placeholder(Task[Any]):
     name = "driving"
-    description = "sensor-fusion route/path planning and adaptive cruise (not trainable yet: issue #10)"
+    description = (
+        "sensor-fusion route/path planning and adaptive cruise (not trainable yet: issue #10)"
+    )
     status = TaskStatus.PLACEHOLDER
 
 
