@@ -1,6 +1,32 @@
-"""Training: the :class:`Trainer`, its config sections and checkpoints."""
+"""Training: the :class:`Trainer`, its config sections and checkpoints.
 
+Public names:
+
+* :func:`fit`, :class:`Trainer`, :class:`FitResult`, :class:`TrainingDiverged`
+* config sections :class:`TrainableConfig` (``[train]`` + ``[optim]``),
+  :class:`TrainConfig`, :class:`OptimConfig`, :class:`DataConfig`
+* checkpoints: :func:`load_checkpoint` (``weights_only=True``), :func:`best_checkpoint`,
+  :func:`latest_checkpoint`, :func:`load_model_state` (task + shape checks)
+* :class:`ResumableSampler` (seeded, rank-sharded, resumable mid-epoch)
+"""
+
+from .checkpoint import best_checkpoint, latest_checkpoint, load_checkpoint, load_model_state
 from .config import DataConfig, OptimConfig, TrainableConfig, TrainConfig
-from .trainer import FitResult, Trainer, fit
+from .data import ResumableSampler
+from .trainer import FitResult, Trainer, TrainingDiverged, fit
 
-__all__ = ["DataConfig", "FitResult", "OptimConfig", "TrainConfig", "TrainableConfig", "Trainer", "fit"]
+__all__ = [
+    "DataConfig",
+    "FitResult",
+    "OptimConfig",
+    "ResumableSampler",
+    "TrainConfig",
+    "TrainableConfig",
+    "Trainer",
+    "TrainingDiverged",
+    "best_checkpoint",
+    "fit",
+    "latest_checkpoint",
+    "load_checkpoint",
+    "load_model_state",
+]

@@ -22,7 +22,16 @@ class TrainConfig:
     grad_accum: int = option(1, "micro-batches accumulated per optimizer step", ge=1)
     eval_every: int = option(200, "evaluate on dev every N steps (0: only at the end)", ge=0)
     eval_batches: int = option(0, "cap on dev batches per evaluation (0: whole dev split)", ge=0)
+    eval_task_metrics: bool = option(
+        True, "at evaluations also run the task's own evaluate() when the task defines one"
+    )
     log_every: int = option(20, "write a metrics line every N steps", ge=1)
+    progress: str = option(
+        "auto", "progress display; auto = a bar on a terminal, plain lines otherwise",
+        choices=("auto", "bar", "lines", "off"),
+    )
+    tensorboard: bool = option(True, "also write TensorBoard events when tensorboard is installed")
+    checkpoints: bool = option(True, "write checkpoints (off: the run cannot be resumed)")
     checkpoint_every: int = option(0, "also checkpoint every N steps (0: at evaluations)", ge=0)
     keep_last: int = option(2, "how many recent checkpoints to keep besides the best", ge=1)
     seed: int = option(0, "seed for python, numpy and torch")
@@ -34,6 +43,13 @@ class TrainConfig:
     device: str = option("auto", "cpu, cuda, cuda:N or auto")
     compile: bool = option(False, "wrap the model with torch.compile")
     num_workers: int = option(0, "DataLoader worker processes", ge=0)
+    strategy: str = option(
+        "ddp", "how several processes (torchrun) share the model: ddp copies it, fsdp shards it",
+        choices=("ddp", "fsdp"),
+    )
+    find_unused_parameters: bool = option(
+        False, "DDP: allow parameters that get no gradient in a step (frozen branches)"
+    )
     monitor: str = option("", "dev metric for best checkpoint / early stopping (empty: dev.loss)")
     monitor_mode: str = option("min", "whether the monitored metric should go down or up",
                                choices=("min", "max"))
@@ -47,10 +63,17 @@ class OptimConfig:
 
     name: str = option("adamw", "optimizer", choices=("adamw", "sgd"))
     lr: float = option(3e-4, "peak learning rate", ge=0.0)
-    weight_decay: float = option(0.01, "decoupled weight decay (L2) on weight matrices", ge=0.0)
-    l1: float = option(0.0, "L1 penalty coefficient on weights (0: off)", ge=0.0)
+    weight_decay: float = option(
+        0.01, "decoupled weight decay (L2) on weight matrices (not biases or norms)", ge=0.0
+    )
+    l1: float = option(0.0, "L1 penalty coefficient on weight matrices (0: off)", ge=0.0)
     betas: list[float] = option([0.9, 0.98], "AdamW betas")
+    eps: float = option(1e-8, "AdamW epsilon", ge=0.0)
     momentum: float = option(0.9, "SGD momentum", ge=0.0, le=1.0)
+    label_smoothing: float = option(
+        0.0, "label smoothing for tasks whose loss is a cross entropy (read by the task)",
+        ge=0.0, le=1.0,
+    )
     schedule: str = option(
         "cosine", "learning-rate schedule after warm-up",
         choices=("constant", "cosine", "linear", "inverse_sqrt"),

@@ -1,100 +1,480 @@
-"""The training loop (first cut: single process; the full Trainer lands with issue #5)."""
+"""The training loop.
+
+One function's worth of logic, :meth:`Trainer.fit`, reads top to bottom::
+
+    build model -> (resume) -> wrap for DDP/FSDP -> optimizer, schedule, scaler
+    repeat until max_steps:
+        grad_accum x (batch -> augment -> forward under autocast -> backward)
+        unscale, clip, NaN/Inf guard, optimizer + scheduler step
+        log every log_every; evaluate every eval_every (best / early stopping);
+        checkpoint at evaluations, every checkpoint_every, on SIGINT/SIGTERM
+
+Everything else lives in small helpers: :mod:`.optim` (param groups, schedules),
+:mod:`.precision` (autocast + GradScaler), :mod:`.checkpoint` (atomic files, RNG),
+:mod:`.data` (resumable batch stream), :mod:`.distributed` (torchrun) and
+:mod:`.logs` (metrics.jsonl, TensorBoard, progress).
+
+Under ``torchrun`` every process runs this same loop; only rank 0 writes, and
+decisions (stop on a signal, NaN, early stopping) are agreed with an all_reduce.
+The task's ``training_step`` receives the DDP-wrapped model, so it should call
+the model rather than reach into its attributes.
+"""
 
 from __future__ import annotations
 
-import json
+import contextlib
 import math
+import random
+import signal
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+from torch import nn
 
-from ..errors import SuiteError
+from ..config import to_dict
+from ..errors import DataError, SuiteError
+from ..runs import write_run_config
 from ..task import Task
+from . import distributed as dist_utils
+from .checkpoint import (
+    FORMAT,
+    capture_rng,
+    latest_checkpoint,
+    load_checkpoint,
+    load_model_state,
+    restore_rng,
+    save_checkpoint,
+)
+from .data import TrainBatches
+from .distributed import DistEnv
+from .logs import MetricsLog, Progress
+from .optim import build_optimizer, build_scheduler, decayed_parameters, l1_penalty
+from .precision import Precision
 
-__all__ = ["FitResult", "Trainer", "fit"]
+__all__ = ["FitResult", "Trainer", "TrainingDiverged", "fit", "seed_everything"]
+
+
+class TrainingDiverged(SuiteError):
+    """The loss or gradient became NaN/Inf; nothing after the last good checkpoint was saved."""
 
 
 @dataclass
 class FitResult:
-    """What a finished fit reports."""
+    """What a finished (or stopped) fit reports."""
 
     run_dir: Path
     steps: int
     last_loss: float
     dev_metrics: dict[str, float] = field(default_factory=dict)
+    best_metric: float | None = None
+    best_step: int | None = None
+    best_checkpoint: Path | None = None
+    stopped_early: bool = False
+    interrupted: int = 0  # the signal number that stopped the run (0: it was not interrupted)
 
 
-def _to_device(batch: Any, device: torch.device) -> Any:
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def to_device(batch: Any, device: torch.device) -> Any:
+    """Move tensors in (nested) tuples/lists/dicts to ``device``."""
     if isinstance(batch, torch.Tensor):
-        return batch.to(device)
+        return batch.to(device, non_blocking=True)
     if isinstance(batch, dict):
-        return {k: _to_device(v, device) for k, v in batch.items()}
+        return {k: to_device(v, device) for k, v in batch.items()}
     if isinstance(batch, (list, tuple)):
-        return type(batch)(_to_device(v, device) for v in batch)
+        return type(batch)(to_device(v, device) for v in batch)
     return batch
 
 
-class Trainer:
-    """Drives a :class:`~torchsuite.core.task.Task` through its training steps."""
+def _batch_size(batch: Any) -> int:
+    """Samples in a batch: the first dimension of its first tensor (0 if none)."""
+    if isinstance(batch, torch.Tensor):
+        return int(batch.shape[0]) if batch.ndim else 1
+    values: Iterable[Any] = batch.values() if isinstance(batch, dict) else (
+        batch if isinstance(batch, (list, tuple)) else ())
+    for v in values:
+        n = _batch_size(v)
+        if n:
+            return n
+    return 0
 
-    def __init__(self, task: Task[Any], run_dir: Path) -> None:
+
+class _Signals:
+    """Turns SIGINT/SIGTERM into a flag checked once per step (a second SIGINT aborts)."""
+
+    def __init__(self) -> None:
+        self.received = 0
+        self._old: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.received and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.received = signum
+
+    def __enter__(self) -> _Signals:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+@contextlib.contextmanager
+def _grad_sync(net: nn.Module, enabled: bool) -> Iterator[None]:
+    """Skip the gradient all-reduce on accumulation micro-batches (DDP / FSDP2)."""
+    if enabled:
+        yield
+    elif isinstance(net, nn.parallel.DistributedDataParallel):
+        with net.no_sync():
+            yield
+    elif hasattr(net, "set_requires_gradient_sync"):
+        net.set_requires_gradient_sync(False)
+        try:
+            yield
+        finally:
+            net.set_requires_gradient_sync(True)
+    else:
+        yield
+
+
+def _grad_norm(params: list[nn.Parameter], clip: float) -> float:
+    """Global gradient norm, clipping to ``clip`` first when ``clip > 0``."""
+    if clip > 0:
+        norm = torch.nn.utils.clip_grad_norm_(params, clip)
+    else:
+        norm = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
+    if hasattr(norm, "full_tensor"):  # FSDP2: a DTensor
+        norm = norm.full_tensor()
+    return float(norm)
+
+
+@dataclass
+class _Best:
+    """Best monitored value so far and evaluations without improvement."""
+
+    key: str
+    mode: str
+    value: float | None = None
+    step: int | None = None
+    bad_evals: int = 0
+
+    def update(self, metrics: dict[str, float], step: int) -> bool:
+        if self.key not in metrics:
+            raise SuiteError(
+                f"train.monitor='{self.key}' is not among the dev metrics "
+                f"({', '.join(sorted(metrics))}); pick one of those."
+            )
+        v = metrics[self.key]
+        better = self.value is None or (v < self.value if self.mode == "min" else v > self.value)
+        if better and math.isfinite(v):
+            self.value, self.step, self.bad_evals = v, step, 0
+            return True
+        self.bad_evals += 1
+        return False
+
+
+class Trainer:
+    """Drives a :class:`~torchsuite.core.task.Task` through training (see module docstring).
+
+    Args:
+        task: The task, bound to its resolved config (``cfg.train``, ``cfg.optim``).
+        run_dir: Where metrics, checkpoints and TensorBoard events go.
+        resume_from: A checkpoint file, or a run directory whose latest
+            ``step-N.pt`` to continue from.
+    """
+
+    def __init__(self, task: Task[Any], run_dir: Path, *, resume_from: Path | None = None) -> None:
         self.task = task
         self.cfg: Any = task.cfg
         self.run_dir = Path(run_dir)
-        dev = self.cfg.train.device
-        self.device = torch.device("cpu" if dev == "auto" and not torch.cuda.is_available()
-                                   else ("cuda" if dev == "auto" else dev))
+        self.resume_from = Path(resume_from) if resume_from is not None else None
 
-    def _batches(self) -> Iterator[Any]:
-        while True:
-            empty = True
-            for batch in self.task.dataloader("train", train=True):
-                empty = False
-                yield batch
-            if empty:
-                raise SuiteError(f"the train split of task '{self.task.name}' is empty.")
+    # ------------------------------------------------------------------ setup helpers
+    def _resume_checkpoint(self) -> tuple[dict[str, Any], Path] | None:
+        if self.resume_from is None:
+            return None
+        path = self.resume_from
+        if path.is_dir():
+            found = latest_checkpoint(path)
+            if found is None:
+                raise SuiteError(
+                    f"cannot resume from '{path}': it has no checkpoints/step-N.pt (the run "
+                    "stopped before its first save). Start a fresh run instead."
+                )
+            path = found
+        return load_checkpoint(path), path
 
+    def _dev_loader(self) -> Iterable[Any] | None:
+        try:
+            return self.task.dataloader("dev", train=False)
+        except DataError:
+            return None
+
+    def _evaluate(self, model: nn.Module, loader: Iterable[Any], env: DistEnv,
+                  precision: Precision) -> dict[str, float]:
+        """Weighted mean of ``validation_step`` loss/metrics (+ the task's evaluate())."""
+        tcfg = self.cfg.train
+        model.eval()
+        totals: dict[str, float] = {}
+        weight = 0.0
+        with torch.no_grad(), precision.autocast():
+            for i, batch in enumerate(loader):
+                if tcfg.eval_batches and i >= tcfg.eval_batches:
+                    break
+                out = self.task.validation_step(model, to_device(batch, env.device))
+                w = float(out.weight)
+                weight += w
+                totals["loss"] = totals.get("loss", 0.0) + float(out.loss) * w
+                for k, v in out.metrics.items():
+                    totals[k] = totals.get(k, 0.0) + float(v) * w
+            metrics = {f"dev.{k}": v / weight for k, v in totals.items()} if weight else {}
+            if tcfg.eval_task_metrics and type(self.task).evaluate is not Task.evaluate:
+                for k, v in self.task.evaluate(model, "dev").items():
+                    metrics[f"dev.{k}"] = float(v)
+        model.train()
+        return dist_utils.broadcast_object(env, metrics)  # every rank decides on rank 0's numbers
+
+    def _model_state(self, model: nn.Module, env: DistEnv) -> dict[str, torch.Tensor]:
+        if env.distributed and self.cfg.train.strategy == "fsdp":
+            from torch.distributed.checkpoint.state_dict import (
+                StateDictOptions,
+                get_model_state_dict,
+            )
+
+            return get_model_state_dict(
+                model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+        return model.state_dict()
+
+    def _optim_state(self, model: nn.Module, optimizer: torch.optim.Optimizer,
+                     env: DistEnv) -> dict[str, Any]:
+        if env.distributed and self.cfg.train.strategy == "fsdp":
+            from torch.distributed.checkpoint.state_dict import (
+                StateDictOptions,
+                get_optimizer_state_dict,
+            )
+
+            return get_optimizer_state_dict(
+                model, optimizer, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+        return optimizer.state_dict()
+
+    def _load_optim_state(self, model: nn.Module, optimizer: torch.optim.Optimizer,
+                          state: dict[str, Any], env: DistEnv) -> None:
+        if env.distributed and self.cfg.train.strategy == "fsdp":
+            from torch.distributed.checkpoint.state_dict import (
+                StateDictOptions,
+                set_optimizer_state_dict,
+            )
+
+            set_optimizer_state_dict(model, optimizer, state,
+                                     options=StateDictOptions(full_state_dict=True))
+            return
+        optimizer.load_state_dict(state)
+
+    # ------------------------------------------------------------------ the loop
     def fit(self) -> FitResult:
-        torch.manual_seed(self.cfg.train.seed)
-        model = self.task.build_model().to(self.device)
-        ocfg = self.cfg.optim
-        opt = torch.optim.AdamW(model.parameters(), lr=ocfg.lr, weight_decay=ocfg.weight_decay)
-        metrics_path = self.run_dir / "metrics.jsonl"
+        """Train until ``train.max_steps``, early stopping, a signal or divergence."""
+        env = dist_utils.setup(self.cfg.train.device)
+        ok = False
+        try:
+            result = self._fit(env)
+            ok = True
+            return result
+        finally:
+            if ok:
+                dist_utils.teardown(env)
+            elif env.distributed and torch.distributed.is_initialized():
+                torch.distributed.destroy_process_group()
+
+    def _fit(self, env: DistEnv) -> FitResult:
+        task, tcfg, ocfg = self.task, self.cfg.train, self.cfg.optim
+        main = env.is_main
+        if main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            if not (self.run_dir / "config.toml").exists():
+                write_run_config(self.run_dir, self.cfg, task.name)
+
+        # Model, then (resume) weights, then the wrapper, then the optimizer over its params.
+        seed_everything(tcfg.seed)  # identical initial weights on every rank
+        model = task.build_model().to(env.device)
+        resumed = self._resume_checkpoint()
+        if resumed:
+            load_model_state(model, resumed[0], task=task.name, path=resumed[1])
+        net = dist_utils.wrap_model(model, env, tcfg.strategy, tcfg.find_unused_parameters)
+        optimizer = build_optimizer(model, ocfg)
+        scheduler = build_scheduler(optimizer, ocfg, tcfg.max_steps)
+        precision = Precision.resolve(tcfg.precision, env.device)
+        scaler = precision.grad_scaler()
+        params = [p for p in model.parameters() if p.requires_grad]
+        l1_params = decayed_parameters(model)[0] if ocfg.l1 > 0 else []
+        if tcfg.compile:
+            net = torch.compile(net)
+        seed_everything(tcfg.seed + env.rank)  # distinct dropout/augmentation per rank
+        batches = TrainBatches(task.dataloader("train", train=True), env, tcfg.seed, task.name)
+        dev_loader = self._dev_loader()
+        best = _Best(tcfg.monitor if tcfg.monitor.startswith("dev.")
+                     else f"dev.{tcfg.monitor or 'loss'}", tcfg.monitor_mode)
+        step, last_saved = 0, None
+        if resumed:
+            ckpt, last_saved = resumed
+            self._load_optim_state(model, optimizer, ckpt["optimizer"], env)
+            scheduler.load_state_dict(ckpt["scheduler"])
+            if ckpt.get("scaler"):
+                scaler.load_state_dict(ckpt["scaler"])
+            step = int(ckpt["step"])
+            tr = ckpt.get("trainer", {})
+            best.value, best.step, best.bad_evals = tr.get("best"), tr.get("best_step"), int(
+                tr.get("bad_evals", 0))
+            ranks = ckpt["ranks"]
+            mine = ranks[env.rank] if len(ranks) == env.world_size else ranks[0]
+            batches.load_state_dict(mine["data"])  # starts the iterator; must precede the RNG
+            if len(ranks) == env.world_size:
+                restore_rng(mine["rng"])
+            else:
+                seed_everything(tcfg.seed + 1000 * step + env.rank)
+
+        log = MetricsLog(self.run_dir, enabled=main, tensorboard=tcfg.tensorboard)
+        progress = Progress(tcfg.progress, tcfg.max_steps, step, enabled=main,
+                            every=tcfg.log_every)
+        if resumed:
+            log.truncate_after(step)
+            log.write({"step": step, "event": "resumed", "checkpoint": str(resumed[1])})
+            progress.note(f"resumed from {resumed[1]} at step {step}")
+
+        def save(is_best: bool) -> Path | None:
+            """All ranks take part (state gathering); rank 0 writes."""
+            per_rank = dist_utils.all_gather_objects(
+                env, {"rng": capture_rng(), "data": batches.state_dict()})
+            model_state = self._model_state(model, env)
+            optim_state = self._optim_state(model, optimizer, env)
+            if not main:
+                return None
+            state = {
+                "format": FORMAT, "task": task.name, "config": to_dict(self.cfg), "step": step,
+                "epoch": batches.epoch, "world_size": env.world_size, "model": model_state,
+                "optimizer": optim_state, "scheduler": scheduler.state_dict(),
+                "scaler": scaler.state_dict() if scaler.is_enabled() else None,
+                "ranks": per_rank, "metrics": dev,
+                "trainer": {"best": best.value, "best_step": best.step,
+                            "bad_evals": best.bad_evals},
+            }
+            return save_checkpoint(state, self.run_dir, step, is_best=is_best,
+                                   keep_last=tcfg.keep_last)
+
+        dev: dict[str, float] = {}
         loss_value = float("nan")
-        t0 = time.perf_counter()
-        batches = self._batches()
-        with metrics_path.open("a") as log:
-            for step in range(1, self.cfg.train.max_steps + 1):
-                model.train()
-                batch = _to_device(self.task.augment(next(batches)), self.device)
-                out = self.task.training_step(model, batch)
-                loss_value = float(out.loss)
-                if not math.isfinite(loss_value):
-                    raise SuiteError(f"loss became {loss_value} at step {step}; lower optim.lr.")
-                opt.zero_grad(set_to_none=True)
-                out.loss.backward()
-                opt.step()
-                if step % self.cfg.train.log_every == 0 or step == self.cfg.train.max_steps:
-                    rec = {"step": step, "train.loss": loss_value,
-                           "elapsed_s": round(time.perf_counter() - t0, 3)}
-                    log.write(json.dumps(rec) + "\n")
-                    print(f"step {step}/{self.cfg.train.max_steps} loss {loss_value:.4f}", flush=True)
-        dev = {}
-        if "dev" in self.task.datasets():
-            dev = {f"dev.{k}": v for k, v in self.task.evaluate(model, "dev").items()}
-            with metrics_path.open("a") as log:
-                log.write(json.dumps({"step": self.cfg.train.max_steps, **dev}) + "\n")
-        ckpt_dir = self.run_dir / "checkpoints"
-        ckpt_dir.mkdir(exist_ok=True)
-        torch.save({"model": model.state_dict(), "step": self.cfg.train.max_steps,
-                    "task": self.task.name}, ckpt_dir / "last.pt")
-        return FitResult(self.run_dir, self.cfg.train.max_steps, loss_value, dev)
+        stopped_early, interrupted = False, 0
+        t_last, samples = time.perf_counter(), 0
+        try:
+            with _Signals() as signals:
+                net.train()
+                while step < tcfg.max_steps:
+                    loss_sum = torch.zeros((), device=env.device)
+                    for micro in range(tcfg.grad_accum):
+                        batch = task.augment(to_device(batches.next(), env.device))
+                        samples += _batch_size(batch)
+                        with _grad_sync(net, micro == tcfg.grad_accum - 1):
+                            with precision.autocast():
+                                out = task.training_step(net, batch)
+                                loss = out.loss
+                                if l1_params:
+                                    loss = loss + ocfg.l1 * l1_penalty(l1_params)
+                            scaler.scale(loss / tcfg.grad_accum).backward()
+                        loss_sum += out.loss.detach().float()
+                    scaler.unscale_(optimizer)
+                    grad_norm = _grad_norm(params, tcfg.clip_grad_norm)
+                    loss_value = loss_sum.item() / tcfg.grad_accum
+                    diverged = not math.isfinite(loss_value) or (
+                        not scaler.is_enabled() and not math.isfinite(grad_norm))
+                    stop_signal = bool(signals.received)
+                    if env.distributed:
+                        diverged, stop_signal = dist_utils.any_flag(env, diverged, stop_signal)
+                    if diverged:
+                        log.write({"step": step + 1, "event": "diverged", "train.loss": str(
+                            loss_value), "grad_norm": str(grad_norm)})
+                        raise TrainingDiverged(
+                            f"training of '{task.name}' diverged at step {step + 1}: loss "
+                            f"{loss_value}, gradient norm {grad_norm}. Nothing after the last "
+                            f"good checkpoint ({last_saved or 'none yet'}) was saved. Try a "
+                            f"lower optim.lr (now {ocfg.lr}), more optim.warmup_steps, "
+                            "train.clip_grad_norm, or train.precision=fp32; resume with "
+                            f"--resume {self.run_dir}."
+                        )
+                    scaler.step(optimizer)
+                    scaler.update()
+                    optimizer.zero_grad(set_to_none=True)
+                    scheduler.step()
+                    step += 1
+
+                    if step % tcfg.log_every == 0 or step == tcfg.max_steps:
+                        (mean_loss,) = dist_utils.mean_across(env, [loss_value])
+                        now = time.perf_counter()
+                        rate = samples * env.world_size / max(now - t_last, 1e-9)
+                        t_last, samples = now, 0
+                        log.write({"step": step, "epoch": batches.epoch, "train.loss": mean_loss,
+                                   "lr": scheduler.get_last_lr()[0], "grad_norm": grad_norm,
+                                   "samples_per_s": round(rate, 2)})
+                        progress.update(step, mean_loss, rate)
+                    else:
+                        progress.update(step, None, None)
+
+                    evaluate = step == tcfg.max_steps or (
+                        tcfg.eval_every > 0 and step % tcfg.eval_every == 0)
+                    is_best = False
+                    if evaluate and dev_loader is not None:
+                        dev = self._evaluate(model, dev_loader, env, precision)
+                        is_best = best.update(dev, step)
+                        log.write({"step": step, **dev})
+                        progress.note(f"step {step}: " + " ".join(
+                            f"{k} {v:.4f}" for k, v in dev.items()))
+                        stopped_early = 0 < tcfg.patience <= best.bad_evals
+                    checkpoint = tcfg.checkpoints and (
+                        evaluate or stop_signal or stopped_early
+                        or (tcfg.checkpoint_every > 0 and step % tcfg.checkpoint_every == 0))
+                    if checkpoint:
+                        last_saved = save(is_best) or last_saved
+                    if stop_signal:
+                        interrupted = signals.received or signal.SIGTERM
+                        progress.note(
+                            f"stopped by {signal.Signals(interrupted).name} at step {step}; "
+                            f"checkpoint {last_saved}; continue with "
+                            f"`suite train {task.name} --resume {self.run_dir}`")
+                        break
+                    if stopped_early:
+                        progress.note(f"early stop at step {step}: {best.key} has not improved "
+                                      f"for {best.bad_evals} evaluations (best "
+                                      f"{best.value} at step {best.step})")
+                        break
+        finally:
+            progress.close()
+            log.close()
+
+        best_file = self.run_dir / "checkpoints" / "best.pt"
+        if main:
+            where = f"checkpoints in {self.run_dir / 'checkpoints'}" if tcfg.checkpoints else (
+                "no checkpoints (train.checkpoints=false)")
+            print(f"wrote metrics to {log.path}; {where}", flush=True)
+        return FitResult(
+            run_dir=self.run_dir, steps=step, last_loss=loss_value, dev_metrics=dev,
+            best_metric=best.value, best_step=best.step,
+            best_checkpoint=best_file if best_file.exists() else last_saved,
+            stopped_early=stopped_early, interrupted=int(interrupted),
+        )
 
 
-def fit(task: Task[Any], run_dir: Path) -> FitResult:
-    """Train ``task`` and write everything into ``run_dir``."""
-    return Trainer(task, run_dir).fit()
+def fit(task: Task[Any], run_dir: Path, *, resume_from: Path | None = None) -> FitResult:
+    """Train ``task`` and write everything into ``run_dir`` (see :class:`Trainer`)."""
+    return Trainer(task, run_dir, resume_from=resume_from).fit()
