@@ -32,6 +32,7 @@ Record = bytes | dict[str, Any]
 _BYTES = 0
 _DICT = 1
 _U32 = struct.Struct("<I")
+_ALIGN = 8
 
 # torch dtypes stored by name; the name is looked up with getattr(torch, name) on read,
 # restricted to this table so a crafted header cannot reach arbitrary attributes.
@@ -110,12 +111,22 @@ def encode(record: Record) -> bytes:
             )
         chunks.append(raw)
         pos += len(raw)
+        pad = -pos % _ALIGN
+        if pad:
+            chunks.append(b"\0" * pad)
+            pos += pad
     hdr = json.dumps(header, separators=(",", ":"), allow_nan=True).encode("utf-8")
+    # Pad the header with spaces (valid JSON whitespace) so the payload starts 8-byte
+    # aligned: decoded arrays can then alias the read buffer instead of copying.
+    hdr += b" " * (-(5 + len(hdr)) % _ALIGN)
     return b"".join([bytes([_DICT]), _U32.pack(len(hdr)), hdr, *chunks])
 
 
 def decode(buf: bytes | bytearray | memoryview) -> Record:
-    """Decode bytes written by :func:`encode`; tensors and arrays own their memory.
+    """Decode bytes written by :func:`encode`.
+
+    If ``buf`` is a ``bytearray`` (what the shard reader passes), aligned arrays and
+    tensors are views into it — writable and without a copy; otherwise they are copied.
 
     Raises:
         ValueError: If the bytes are not a valid encoded record.
@@ -134,8 +145,9 @@ def decode(buf: bytes | bytearray | memoryview) -> Record:
     start = 5 + hlen
     if start > len(mv):
         raise ValueError("record header truncated")
-    header = json.loads(bytes(mv[5:start]))
-    payload = mv[start:]
+    header = json.loads(str(mv[5:start], "utf-8"))
+    size = len(mv) - start
+    owned = isinstance(buf, bytearray)
     out: dict[str, Any] = {}
     for field in header:
         key, kind = field[0], field[1]
@@ -144,25 +156,29 @@ def decode(buf: bytes | bytearray | memoryview) -> Record:
             dtype = _TORCH_DTYPES.get(dname)
             if dtype is None:
                 raise ValueError(f"field {key!r}: unknown tensor dtype {dname!r}")
-            _check_range(key, off, n, len(payload))
+            _check_range(key, off, n, size)
+            item = dtype.itemsize
             if n == 0:
                 out[key] = torch.empty(shape, dtype=dtype)
+            elif owned and (start + off) % _ALIGN == 0:
+                out[key] = torch.frombuffer(buf, dtype=dtype, count=n // item,
+                                            offset=start + off).reshape(shape)
             else:
-                # bytearray copy: the tensor owns writable memory (no aliasing of read buffers).
-                out[key] = torch.frombuffer(
-                    bytearray(payload[off:off + n]), dtype=dtype
-                ).reshape(shape)
+                out[key] = torch.frombuffer(bytearray(mv[start + off:start + off + n]),
+                                            dtype=dtype).reshape(shape)
         elif kind == "a":
             _, _, dstr, shape, off, n = field
             dt = np.dtype(dstr)
             if dt.hasobject:
                 raise ValueError(f"field {key!r}: object dtype refused")
-            _check_range(key, off, n, len(payload))
-            out[key] = np.frombuffer(payload[off:off + n], dtype=dt).reshape(shape).copy()
+            _check_range(key, off, n, size)
+            arr = np.frombuffer(buf if owned else mv, dtype=dt, count=n // max(dt.itemsize, 1),
+                                offset=start + off).reshape(shape)
+            out[key] = arr if owned else arr.copy()
         elif kind == "b":
             _, _, off, n = field
-            _check_range(key, off, n, len(payload))
-            out[key] = bytes(payload[off:off + n])
+            _check_range(key, off, n, size)
+            out[key] = bytes(mv[start + off:start + off + n])
         elif kind in ("s", "i", "f", "?"):
             out[key] = field[2]
         elif kind == "0":

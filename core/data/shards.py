@@ -339,11 +339,16 @@ def _fsync_dir(path: Path) -> None:
 
 
 class _Shard:
-    """An open shard: a file descriptor and its (verified) index."""
+    """An open shard: a file descriptor and its (verified) index.
 
-    __slots__ = ("fd", "index", "info", "path")
+    The descriptor is closed when the last reference goes away, so a shard evicted
+    from a reader's cache stays usable by code still holding it.
+    """
+
+    __slots__ = ("crc", "fd", "index", "info", "length", "offset", "path")
 
     def __init__(self, root: Path, info: ShardInfo, dataset_id: str, manifest: Path) -> None:
+        self.fd = -1
         self.info = info
         self.path = root / info.file
         idx_path = root / info.index
@@ -368,6 +373,9 @@ class _Shard:
             )
         self.index = np.frombuffer(idx_bytes, dtype=INDEX_DTYPE, offset=HEADER_SIZE,
                                    count=count)
+        self.offset = self.index["offset"]
+        self.length = self.index["length"]
+        self.crc = self.index["crc32"]
         try:
             self.fd = os.open(self.path, os.O_RDONLY)
         except FileNotFoundError as e:
@@ -378,47 +386,61 @@ class _Shard:
         size = os.fstat(self.fd).st_size
         head = os.pread(self.fd, HEADER_SIZE, 0)
         if size != info.bytes:
-            self.close()
             raise DataError(
                 f"Shard {self.path} is {size} bytes but {manifest} says {info.bytes}: it was "
                 f"{'truncated' if size < info.bytes else 'appended to or replaced'}. "
                 "Re-run prepare (or restore the file)."
             )
         if len(head) < HEADER_SIZE or HEADER.unpack(head)[0] != DATA_MAGIC:
-            self.close()
             raise DataError(f"{self.path} is not a torchsuite record shard. Re-run prepare.")
         if HEADER.unpack(head)[2].hex() != dataset_id:
-            self.close()
             raise DataError(
                 f"Shard {self.path} belongs to data set {HEADER.unpack(head)[2].hex()}, but "
                 f"{manifest} describes data set {dataset_id}: shards from two writes were "
                 "mixed. Re-run prepare into an empty directory."
             )
 
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            os.close(self.fd)
+    def __del__(self) -> None:
+        if self.fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
+            self.fd = -1
+
+    def read_raw(self, j: int, offset: int, length: int, crc: int) -> bytearray:
+        """Checked bytes of record ``j`` (index fields passed in to avoid lookups)."""
+        buf = bytearray(length)
+        got = os.preadv(self.fd, [buf], offset)
+        if got != length:
+            raise DataError(
+                f"Record {j} of shard {self.path} is truncated (wanted {length} bytes at "
+                f"offset {offset}, got {got}). Re-run prepare."
+            )
+        if zlib.crc32(buf) != crc:
+            raise DataError(
+                f"Record {j} of shard {self.path} is corrupted (crc32 mismatch). "
+                "Re-run prepare, or restore the shard from a good copy."
+            )
+        return buf
 
     def read_range(self, lo: int, hi: int) -> list[memoryview]:
-        """Raw (checked) bytes of records ``lo..hi-1`` of this shard, with one read."""
-        ent = self.index[lo:hi]
-        start = int(ent["offset"][0])
-        end = int(ent["offset"][-1]) + int(ent["length"][-1])
-        buf = os.pread(self.fd, end - start, start)
-        mv = memoryview(buf)
+        """Checked bytes of records ``lo..hi-1`` with a single read (sequential scans)."""
+        if hi <= lo:
+            return []
+        start = int(self.offset[lo])
+        end = int(self.offset[hi - 1]) + int(self.length[hi - 1])
+        mv = memoryview(os.pread(self.fd, end - start, start))
         out: list[memoryview] = []
-        for j in range(hi - lo):
-            o = int(ent["offset"][j]) - start
-            n = int(ent["length"][j])
-            rec = mv[o:o + n]
+        for j, o, n, c in zip(range(lo, hi), self.offset[lo:hi].tolist(),
+                              self.length[lo:hi].tolist(), self.crc[lo:hi].tolist()):
+            rec = mv[o - start:o - start + n]
             if len(rec) != n:
                 raise DataError(
-                    f"Record {lo + j} of shard {self.path} is truncated (wanted {n} bytes at "
-                    f"offset {o + start}, file has {os.fstat(self.fd).st_size}). Re-run prepare."
+                    f"Record {j} of shard {self.path} is truncated (wanted {n} bytes at "
+                    f"offset {o}). Re-run prepare."
                 )
-            if zlib.crc32(rec) != int(ent["crc32"][j]):
+            if zlib.crc32(rec) != c:
                 raise DataError(
-                    f"Record {lo + j} of shard {self.path} is corrupted (crc32 mismatch). "
+                    f"Record {j} of shard {self.path} is corrupted (crc32 mismatch). "
                     "Re-run prepare, or restore the shard from a good copy."
                 )
             out.append(rec)
@@ -462,8 +484,9 @@ class ShardReader:
 
     def shard(self, k: int) -> _Shard:
         """Open (or reuse) shard ``k``."""
-        if self._pid != os.getpid():  # forked: don't share the parent's LRU bookkeeping
+        if self._pid != os.getpid():  # forked: start a cache of this process's own
             self._cache = OrderedDict()
+            self._lock = threading.Lock()
             self._pid = os.getpid()
         with self._lock:
             sh = self._cache.get(k)
@@ -475,8 +498,7 @@ class ShardReader:
         with self._lock:
             self._cache[k] = sh
             while len(self._cache) > self.max_open:
-                _, old = self._cache.popitem(last=False)
-                old.close()
+                self._cache.popitem(last=False)  # closed once no caller holds it
         return sh
 
     def locate(self, i: int) -> tuple[int, int]:
@@ -487,6 +509,51 @@ class ShardReader:
         i %= n
         k = int(np.searchsorted(self.offsets, i, side="right")) - 1
         return k, i - int(self.offsets[k])
+
+    def _decode(self, raw: bytes | bytearray | memoryview, k: int, j: int) -> Record:
+        try:
+            return decode(raw)
+        except (ValueError, UnicodeDecodeError) as e:
+            raise DataError(
+                f"Record {j} of shard {self.manifest.root / self.info.shards[k].file} cannot "
+                f"be decoded ({e}). Re-run prepare."
+            ) from e
+
+    def read(self, i: int) -> Record:
+        """Split record ``i``, decoded."""
+        k, j = self.locate(i)
+        sh = self.shard(k)
+        raw = sh.read_raw(j, int(sh.offset[j]), int(sh.length[j]), int(sh.crc[j]))
+        return self._decode(raw, k, j)
+
+    def read_many(self, ids: np.ndarray) -> Iterator[Record]:
+        """Decode split records ``ids`` (any order) in that order.
+
+        Index lookups are vectorised per shard; each record is then one ``preadv`` into
+        its own buffer, which decoded arrays/tensors use without a further copy.
+        """
+        ids = np.asarray(ids, dtype=np.int64)
+        if len(ids) == 0:
+            return
+        ks = np.searchsorted(self.offsets, ids, side="right") - 1
+        js = ids - self.offsets[ks]
+        offs = np.empty(len(ids), np.int64)
+        lens = np.empty(len(ids), np.int64)
+        crcs = np.empty(len(ids), np.int64)
+        by_shard = np.argsort(ks, kind="stable")
+        sorted_ks = ks[by_shard]
+        cuts = np.flatnonzero(np.diff(sorted_ks)) + 1
+        shards: dict[int, _Shard] = {}  # held for this call, whatever the cache evicts
+        for grp in np.split(by_shard, cuts):
+            k = int(ks[grp[0]])
+            sh = shards[k] = self.shard(k)
+            jj = js[grp]
+            offs[grp] = sh.offset[jj]
+            lens[grp] = sh.length[jj]
+            crcs[grp] = sh.crc[jj]
+        for k, j, o, n, c in zip(ks.tolist(), js.tolist(), offs.tolist(), lens.tolist(),
+                                 crcs.tolist()):
+            yield self._decode(shards[k].read_raw(j, o, n, c), k, j)
 
     def read_raw_range(self, start: int, stop: int) -> list[memoryview]:
         """Encoded bytes of split records ``start..stop-1`` (one read per shard touched)."""
@@ -500,25 +567,10 @@ class ShardReader:
 
     def decode(self, raw: memoryview, i: int) -> Record:
         """Decode the raw bytes of split record ``i`` (errors name shard and record)."""
-        try:
-            return decode(raw)
-        except (ValueError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            k, j = self.locate(i)
-            raise DataError(
-                f"Record {j} of shard {self.manifest.root / self.info.shards[k].file} cannot "
-                f"be decoded ({e}). Re-run prepare."
-            ) from e
-
-    def read(self, i: int) -> Record:
-        """Split record ``i``, decoded."""
-        k, j = self.locate(i)
-        raw = self.shard(k).read_range(j, j + 1)[0]
-        return self.decode(raw, i)
+        return self._decode(raw, *self.locate(i))
 
     def close(self) -> None:
-        """Close all open shard files."""
-        for sh in self._cache.values():
-            sh.close()
+        """Drop all cached shards (their files close once unreferenced)."""
         self._cache.clear()
 
 

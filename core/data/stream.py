@@ -195,8 +195,7 @@ class ShardStream(IterableDataset):
             self._advance_epoch()
         reader, transform = self.reader, self.transform
         for ids in self.positions():
-            for i in ids.tolist():
-                rec = reader.read(i)
+            for rec in reader.read_many(ids):
                 if transform is not None:
                     rec = transform(rec)
                 if inside:
