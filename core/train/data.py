@@ -96,6 +96,7 @@ class TrainBatches:
         self.sampler: ResumableSampler | None = None
         self._it: Iterator[Any] | None = None
         self._skip = 0
+        self._pending: list[Any] = []  # a batch fetched early by load_state_dict
         if (isinstance(loader, DataLoader) and not isinstance(loader.dataset, IterableDataset)
                 and loader.batch_size is not None):
             self.sampler = ResumableSampler(
@@ -154,7 +155,7 @@ class TrainBatches:
             self._start(new_epoch=True)
         assert self._it is not None
         try:
-            batch = next(self._it)
+            batch = self._pending.pop() if self._pending else next(self._it)
         except StopIteration:
             if self.batch_in_epoch == 0:
                 raise DataError(
@@ -182,7 +183,9 @@ class TrainBatches:
 
         Starting it here (not lazily) matters for bit-exact resume: creating a
         DataLoader iterator draws from the global torch RNG, and the trainer
-        restores that RNG *after* this call, exactly as it was at the save.
+        restores that RNG *after* this call, exactly as it was at the save. The
+        first batch is fetched too, because loaders whose ``__iter__`` is a
+        generator create their inner iterator only then.
         """
         self.epoch = int(state["epoch"])
         self.batch_in_epoch = int(state["batch_in_epoch"])
@@ -195,3 +198,8 @@ class TrainBatches:
         else:
             self._skip = self.batch_in_epoch
         self._start(new_epoch=False)
+        assert self._it is not None
+        try:
+            self._pending = [next(self._it)]
+        except StopIteration:  # saved exactly at the end of an epoch: next() rolls over
+            self._it = iter(())
