@@ -22,8 +22,15 @@ import numpy as np
 from .sim.traffic import idm_accel, lane_occupancy, leader_gaps
 from .sim.world import EGO_LENGTH, EGO_WIDTH, WHEELBASE, World
 
-__all__ = ["BaselinePolicy", "ExpertPolicy", "Plan", "Tracker", "acc_accel",
-           "N_WAYPOINTS", "WAYPOINT_DT"]
+__all__ = [
+    "N_WAYPOINTS",
+    "WAYPOINT_DT",
+    "BaselinePolicy",
+    "ExpertPolicy",
+    "Plan",
+    "Tracker",
+    "acc_accel",
+]
 
 N_WAYPOINTS = 6
 WAYPOINT_DT = 0.5

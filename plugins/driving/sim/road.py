@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["Edge", "Town", "make_town", "TURN_LEFT", "TURN_RIGHT", "TURN_STRAIGHT", "turn_kind"]
+__all__ = ["TURN_LEFT", "TURN_RIGHT", "TURN_STRAIGHT", "Edge", "Town", "make_town", "turn_kind"]
 
 LANE_WIDTH = 3.5
 #: Roads start/stop this far from the node centre; the gap is the intersection box.

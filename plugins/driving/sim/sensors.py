@@ -135,7 +135,7 @@ class Sensors:
         self._ray_angles = np.arange(cfg.lidar_rays) * (2 * np.pi / cfg.lidar_rays)
 
     def _due(self, name: str, hz: float, step: int, dt: float) -> bool:
-        period = max(int(round(1.0 / (hz * dt))), 1)
+        period = max(round(1.0 / (hz * dt)), 1)
         return name not in self._last or step % period == 0
 
     def read(self, world: World) -> dict[str, np.ndarray]:

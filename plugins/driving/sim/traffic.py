@@ -11,7 +11,7 @@ import numpy as np
 
 from .road import LANE_WIDTH
 
-__all__ = ["idm_accel", "leader_gaps", "lane_occupancy", "mobil_targets"]
+__all__ = ["idm_accel", "lane_occupancy", "leader_gaps", "mobil_targets"]
 
 IDM_T = 1.4  # time headway (s)
 IDM_S0 = 2.0  # standstill gap (m)
