@@ -386,9 +386,16 @@ class _Shard:
         size = os.fstat(self.fd).st_size
         head = os.pread(self.fd, HEADER_SIZE, 0)
         if size != info.bytes:
+            where = ""
+            if size < info.bytes and count:
+                # Name the first record that no longer fits: what a reader would have hit.
+                ends = self.offset + self.length.astype(np.uint64)
+                first = int(np.argmax(ends > size)) if (ends > size).any() else count - 1
+                where = (f" Records {first}..{count - 1} of this shard are cut off "
+                         f"(record {first} ends at byte {int(ends[first])}).")
             raise DataError(
                 f"Shard {self.path} is {size} bytes but {manifest} says {info.bytes}: it was "
-                f"{'truncated' if size < info.bytes else 'appended to or replaced'}. "
+                f"{'truncated' if size < info.bytes else 'appended to or replaced'}.{where} "
                 "Re-run prepare (or restore the file)."
             )
         if len(head) < HEADER_SIZE or HEADER.unpack(head)[0] != DATA_MAGIC:

@@ -146,8 +146,11 @@ def test_truncated_shard_names_shard(ids_dataset: Path) -> None:
     shard = ids_dataset / "train-00001.rec"
     os.truncate(shard, shard.stat().st_size - 10)
     ds = ShardedDataset(ids_dataset, "train")
-    with pytest.raises(DataError, match=r"train-00001\.rec is \d+ bytes .* truncated"):
+    last = read_manifest(ids_dataset).splits["train"].shards[1].records - 1
+    with pytest.raises(DataError, match=r"train-00001\.rec is \d+ bytes .* truncated") as e:
         ds[int(ds.reader.offsets[1])]
+    assert f"Records {last}..{last} of this shard are cut off" in str(e.value)
+    assert ds[0]["id"] == 0  # other shards still read
 
 
 def test_shard_from_another_dataset(tmp_path: Path, make_ids) -> None:

@@ -91,3 +91,31 @@ def test_predicate_leaving_target_empty_is_an_error(tmp_path: Path) -> None:
         for i in range(200):
             w.add(b"x%d" % i, group=f"g{i}", meta="somebody")
     assert not (tmp_path / "d" / "manifest.json").exists()
+
+
+def _split_of_each_record(path: Path) -> dict[int, str]:
+    from torchsuite.core.data import ShardedDataset, read_manifest
+
+    out: dict[int, str] = {}
+    for split in read_manifest(path).splits:
+        for rec in ShardedDataset(path, split):
+            out[rec["id"]] = split
+    return out
+
+
+def test_rewriting_with_ten_percent_more_records_moves_none_on_disk(tmp_path: Path) -> None:
+    spec = SplitSpec(salt="grow", ratios={"train": 0.7, "dev": 0.15, "test": 0.15},
+                     target_ratio=0.1)
+    # Groups of 1-3 records; the grown data set interleaves the new records.
+    def write(path: Path, n: int) -> None:
+        with DatasetWriter(path, spec=spec, shard_bytes=2048) as w:
+            for i in range(n):
+                w.add({"id": i}, group=f"doc{i // 3 if i < 1500 else i}")
+
+    write(tmp_path / "v1", 1500)
+    write(tmp_path / "v2", 1650)
+    before, after = _split_of_each_record(tmp_path / "v1"), _split_of_each_record(tmp_path / "v2")
+    assert len(before) == 1500 and len(after) == 1650
+    assert set(before.values()) == {"train", "dev", "test", "target"}
+    assert [i for i in before if after[i] != before[i]] == []
+    assert check_dataset(tmp_path / "v2").ok

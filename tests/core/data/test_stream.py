@@ -119,3 +119,37 @@ def test_len_and_equal_batches(ids_dataset: Path) -> None:
     lens = [len(StreamLoader(ShardStream(ids_dataset, "train", rank=r, world_size=3),
                              batch_size=16)) for r in range(3)]
     assert lens == [21, 21, 21]  # 333 records each
+
+
+def test_every_rank_runs_the_same_number_of_batches(tmp_path: Path, make_ids) -> None:
+    path = make_ids(tmp_path / "d", 211, shard_bytes=1024)  # prime: no world divides it
+    for world in (2, 3, 4):
+        counts = []
+        for rank in range(world):
+            ld = StreamLoader(ShardStream(path, "train", rank=rank, world_size=world),
+                              batch_size=8, num_workers=0)
+            batches = list(ld)
+            counts.append(len(batches))
+            assert len(batches) == len(ld)
+        assert len(set(counts)) == 1, (world, counts)
+
+
+def test_resume_with_a_different_world_size(ids_dataset: Path) -> None:
+    def rank_stream(rank: int, world: int) -> ShardStream:
+        return ShardStream(ids_dataset, "train", rank=rank, world_size=world,
+                           drop_last_to_equalize=False, shuffle_buffer=128, block_size=8)
+
+    head: list[int] = []
+    states = []
+    for rank in range(2):  # two ranks each take 100 records, then the job stops
+        s = rank_stream(rank, 2)
+        it = iter(s)
+        head += [next(it)["id"] for _ in range(100)]
+        states.append(s.state_dict())
+    assert states[0]["consumed"] == states[1]["consumed"] == 200
+    tail: list[int] = []
+    for rank in range(3):  # ... and resumes on three
+        s = rank_stream(rank, 3)
+        s.load_state_dict(states[0])
+        tail += [r["id"] for r in s]
+    assert sorted(head + tail) == list(range(1000))
