@@ -194,13 +194,17 @@ class ShardStream(IterableDataset):
             # A finished pass: continue with the next epoch (set_epoch also works).
             self._advance_epoch()
         reader, transform = self.reader, self.transform
-        for ids in self.positions():
-            for rec in reader.read_many(ids):
-                if transform is not None:
-                    rec = transform(rec)
-                if inside:
-                    self._local += 1
-                yield rec
+        # Read a window in batch-sized chunks: a window can span thousands of small shards,
+        # and the first batch should not wait for all of them to be opened.
+        chunk = max(self.batch_size, 128)
+        for window_ids in self.positions():
+            for lo in range(0, len(window_ids), chunk):
+                for rec in reader.read_many(window_ids[lo:lo + chunk]):
+                    if transform is not None:
+                        rec = transform(rec)
+                    if inside:
+                        self._local += 1
+                    yield rec
 
     def _advance_epoch(self) -> None:
         self.epoch += 1
