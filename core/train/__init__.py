@@ -8,17 +8,23 @@ Public names:
 * checkpoints: :func:`load_checkpoint` (``weights_only=True``), :func:`best_checkpoint`,
   :func:`latest_checkpoint`, :func:`load_model_state` (task + shape checks)
 * :class:`ResumableSampler` (seeded, rank-sharded, resumable mid-epoch)
+* several optimizers / adversarial (GAN) training: :class:`AdversarialTask`
+  (hooks ``configure_optimizers`` + ``adversarial_step``), :class:`OptimizerSpec`
+  (see :mod:`.adversarial`)
 """
 
+from .adversarial import AdversarialTask, OptimizerSpec
 from .checkpoint import best_checkpoint, latest_checkpoint, load_checkpoint, load_model_state
 from .config import DataConfig, OptimConfig, TrainableConfig, TrainConfig
 from .data import ResumableSampler
 from .trainer import FitResult, Trainer, TrainingDiverged, fit
 
 __all__ = [
+    "AdversarialTask",
     "DataConfig",
     "FitResult",
     "OptimConfig",
+    "OptimizerSpec",
     "ResumableSampler",
     "TrainConfig",
     "TrainableConfig",

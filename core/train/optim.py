@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from typing import Any
 
 import torch
 from torch import nn
@@ -17,7 +18,8 @@ from torch import nn
 from ..errors import ConfigError, SuiteError
 from .config import OptimConfig
 
-__all__ = ["build_optimizer", "build_scheduler", "decayed_parameters", "l1_penalty", "lr_factor"]
+__all__ = ["build_optimizer", "build_scheduler", "decayed_parameters", "l1_penalty", "lr_factor",
+           "param_groups"]
 
 
 def decayed_parameters(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
@@ -30,6 +32,16 @@ def decayed_parameters(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Pa
     return decay, no_decay
 
 
+def param_groups(params: Iterable[nn.Parameter], weight_decay: float) -> list[dict[str, Any]]:
+    """Optimizer groups: weight matrices with ``weight_decay``, the rest without."""
+    params = list(params)
+    groups = [
+        {"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
+        {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
+    ]
+    return [g for g in groups if g["params"]]
+
+
 def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
     """AdamW or SGD with two parameter groups: decayed weight matrices, undecayed rest."""
     decay, no_decay = decayed_parameters(model)
@@ -38,11 +50,7 @@ def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer
             "the model has no trainable parameters (all have requires_grad=False); "
             "unfreeze some layers in the task's build_model()."
         )
-    groups = [
-        {"params": decay, "weight_decay": cfg.weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
-    groups = [g for g in groups if g["params"]]
+    groups = param_groups([*decay, *no_decay], cfg.weight_decay)
     if cfg.name == "adamw":
         if len(cfg.betas) != 2:
             raise ConfigError(f"config key 'optim.betas' must hold two numbers, got {cfg.betas}.")

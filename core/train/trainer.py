@@ -38,10 +38,11 @@ import torch
 from torch import nn
 
 from ..config import to_dict
-from ..errors import DataError, SuiteError
+from ..errors import ConfigError, DataError, SuiteError
 from ..runs import write_run_config
 from ..task import Task
 from . import distributed as dist_utils
+from .adversarial import Phase, build_phases, is_multi_optimizer
 from .checkpoint import (
     FORMAT,
     capture_rng,
@@ -299,6 +300,61 @@ class Trainer:
             elif env.distributed and torch.distributed.is_initialized():
                 torch.distributed.destroy_process_group()
 
+    def _check_resumable(self, ckpt: dict[str, Any], path: Path, multi: bool,
+                         phases: list[Phase]) -> None:
+        """Refuse checkpoints this run cannot continue exactly, saying why."""
+        if int(ckpt.get("format", FORMAT)) > FORMAT:
+            raise SuiteError(f"checkpoint '{path}' has format {ckpt['format']}, newer than this "
+                             f"torchsuite reads ({FORMAT}); upgrade torchsuite to resume it.")
+        saved_optim = (ckpt.get("config") or {}).get("optim", {}).get("name")
+        if saved_optim and saved_optim != self.cfg.optim.name:
+            raise SuiteError(
+                f"checkpoint '{path}' holds {saved_optim} optimizer state but the config now "
+                f"says optim.name={self.cfg.optim.name}; resume with optim.name={saved_optim} "
+                "or start a fresh run."
+            )
+        names = [p.name for p in phases]
+        if multi and "optimizers" not in ckpt:
+            raise SuiteError(
+                f"checkpoint '{path}' was written by a single-optimizer run, but task "
+                f"'{self.task.name}' now trains optimizers {names}; start a fresh run."
+            )
+        if multi and sorted(ckpt["optimizers"]) != sorted(names):
+            raise SuiteError(
+                f"checkpoint '{path}' holds optimizers {sorted(ckpt['optimizers'])} but task "
+                f"'{self.task.name}' defines {names}; resume with the configuration that wrote "
+                "it or start a fresh run."
+            )
+        if not multi and "optimizer" not in ckpt:
+            raise SuiteError(
+                f"checkpoint '{path}' was written by a multi-optimizer (adversarial) run, but "
+                f"task '{self.task.name}' now trains one optimizer; start a fresh run."
+            )
+
+    def _load_phases(self, model: nn.Module, phases: list[Phase], ckpt: dict[str, Any],
+                     env: DistEnv, multi: bool, path: Path) -> None:
+        """Optimizer, schedule and scaler states of every phase from ``ckpt``."""
+        for phase in phases:
+            if multi:
+                optim, sched = ckpt["optimizers"][phase.name], ckpt["schedulers"][phase.name]
+                scaler = (ckpt.get("scalers") or {}).get(phase.name)
+            else:
+                optim, sched, scaler = ckpt["optimizer"], ckpt["scheduler"], ckpt.get("scaler")
+            try:
+                if multi:
+                    phase.optimizer.load_state_dict(optim)
+                else:
+                    self._load_optim_state(model, phase.optimizer, optim, env)
+            except (ValueError, KeyError) as exc:
+                raise SuiteError(
+                    f"checkpoint '{path}': the optimizer state of '{phase.name}' does not fit "
+                    f"the current model/config ({exc}); resume with the run's own config or "
+                    "start a fresh run."
+                ) from None
+            phase.scheduler.load_state_dict(sched)
+            if scaler and phase.scaler.is_enabled():
+                phase.scaler.load_state_dict(scaler)
+
     def _fit(self, env: DistEnv) -> FitResult:
         task, tcfg, ocfg = self.task, self.cfg.train, self.cfg.optim
         main = env.is_main
@@ -307,19 +363,36 @@ class Trainer:
             if not (self.run_dir / "config.toml").exists():
                 write_run_config(self.run_dir, self.cfg, task.name)
 
-        # Model, then (resume) weights, then the wrapper, then the optimizer over its params.
+        # Model, then (resume) weights, then the wrapper, then the optimizer(s) over its params.
         seed_everything(tcfg.seed)  # identical initial weights on every rank
         model = task.build_model().to(env.device)
         resumed = self._resume_checkpoint()
         if resumed:
             load_model_state(model, resumed[0], task=task.name, path=resumed[1])
-        net = dist_utils.wrap_model(model, env, tcfg.strategy, tcfg.find_unused_parameters)
-        optimizer = build_optimizer(model, ocfg)
-        scheduler = build_scheduler(optimizer, ocfg, tcfg.max_steps)
         precision = Precision.resolve(tcfg.precision, env.device)
-        scaler = precision.grad_scaler()
-        params = [p for p in model.parameters() if p.requires_grad]
-        l1_params = decayed_parameters(model)[0] if ocfg.l1 > 0 else []
+        multi = is_multi_optimizer(task)
+        if multi:
+            if env.distributed and tcfg.strategy == "fsdp":
+                raise ConfigError(
+                    f"task '{task.name}' trains several optimizers, which train.strategy=fsdp "
+                    "does not support; use train.strategy=ddp."
+                )
+            net = model  # phases train disjoint parameters: gradients are averaged by hand
+            phases = build_phases(task, model, ocfg, tcfg.max_steps, tcfg.clip_grad_norm,
+                                  env.device.type, precision.dtype is torch.float16)
+        else:
+            net = dist_utils.wrap_model(model, env, tcfg.strategy, tcfg.find_unused_parameters)
+            optimizer = build_optimizer(model, ocfg)
+            phases = [Phase(
+                name="main", optimizer=optimizer,
+                scheduler=build_scheduler(optimizer, ocfg, tcfg.max_steps),
+                scaler=precision.grad_scaler(),
+                params=[p for p in model.parameters() if p.requires_grad],
+                l1_params=decayed_parameters(model)[0] if ocfg.l1 > 0 else [],
+                clip=tcfg.clip_grad_norm,
+            )]
+        if resumed:
+            self._check_resumable(resumed[0], resumed[1], multi, phases)
         if tcfg.compile:
             net = torch.compile(net)
         seed_everything(tcfg.seed + env.rank)  # distinct dropout/augmentation per rank
@@ -330,10 +403,7 @@ class Trainer:
         step, last_saved = 0, None
         if resumed:
             ckpt, last_saved = resumed
-            self._load_optim_state(model, optimizer, ckpt["optimizer"], env)
-            scheduler.load_state_dict(ckpt["scheduler"])
-            if ckpt.get("scaler"):
-                scaler.load_state_dict(ckpt["scaler"])
+            self._load_phases(model, phases, ckpt, env, multi, last_saved)
             step = int(ckpt["step"])
             tr = ckpt.get("trainer", {})
             best.value, best.step, best.bad_evals = tr.get("best"), tr.get("best_step"), int(
@@ -359,75 +429,135 @@ class Trainer:
             per_rank = dist_utils.all_gather_objects(
                 env, {"rng": capture_rng(), "data": batches.state_dict()})
             model_state = self._model_state(model, env)
-            optim_state = self._optim_state(model, optimizer, env)
+            optim_state = None if multi else self._optim_state(model, phases[0].optimizer, env)
             if not main:
                 return None
-            state = {
+            state: dict[str, Any] = {
                 "format": FORMAT, "task": task.name, "config": to_dict(self.cfg), "step": step,
                 "epoch": batches.epoch, "world_size": env.world_size, "model": model_state,
-                "optimizer": optim_state, "scheduler": scheduler.state_dict(),
-                "scaler": scaler.state_dict() if scaler.is_enabled() else None,
                 "ranks": per_rank, "metrics": dev,
                 "trainer": {"best": best.value, "best_step": best.step,
                             "bad_evals": best.bad_evals},
             }
+            if multi:
+                state["optimizers"] = {p.name: p.optimizer.state_dict() for p in phases}
+                state["schedulers"] = {p.name: p.scheduler.state_dict() for p in phases}
+                state["scalers"] = {p.name: p.scaler.state_dict() if p.scaler.is_enabled()
+                                    else None for p in phases}
+            else:
+                state["optimizer"] = optim_state
+                state["scheduler"] = phases[0].scheduler.state_dict()
+                state["scaler"] = (phases[0].scaler.state_dict()
+                                   if phases[0].scaler.is_enabled() else None)
             return save_checkpoint(state, self.run_dir, step, is_best=is_best,
                                    keep_last=tcfg.keep_last)
 
+        keep_batches = any(p.reuse_batch for p in phases)
+        drawn: list[Any] = []  # the last update's micro-batches, for reuse_batch phases
+
+        def micro_batches(phase: Phase) -> Iterator[Any]:
+            nonlocal samples
+            if phase.reuse_batch and drawn:
+                yield from list(drawn)
+                return
+            drawn.clear()
+            for _ in range(tcfg.grad_accum):
+                batch = task.augment(to_device(batches.next(), env.device))
+                samples += _batch_size(batch)
+                if keep_batches:
+                    drawn.append(batch)
+                yield batch
+
+        def update(phase: Phase) -> tuple[float, float, bool, dict[str, Any]]:
+            """One optimizer update of ``phase``: accumulate, unscale, clip, guard, step."""
+            loss_sum = torch.zeros((), device=env.device)
+            metrics: dict[str, Any] = {}
+            with phase.toggled():
+                for micro, batch in enumerate(micro_batches(phase)):
+                    with _grad_sync(net, micro == tcfg.grad_accum - 1):
+                        with precision.autocast():
+                            if multi:
+                                out = task.adversarial_step(net, batch, phase.name)  # type: ignore[attr-defined]
+                            else:
+                                out = task.training_step(net, batch)
+                            loss = out.loss
+                            if phase.l1_params:
+                                loss = loss + ocfg.l1 * l1_penalty(phase.l1_params)
+                        phase.scaler.scale(loss / tcfg.grad_accum).backward()
+                    loss_sum += out.loss.detach().float()
+                    metrics = out.metrics
+            if multi:
+                dist_utils.average_gradients(env, phase.params)
+            phase.scaler.unscale_(phase.optimizer)
+            grad_norm = _grad_norm(phase.params, phase.clip)
+            loss_value = loss_sum.item() / tcfg.grad_accum
+            diverged = not math.isfinite(loss_value) or (
+                not phase.scaler.is_enabled() and not math.isfinite(grad_norm))
+            stop_signal = bool(signals.received)
+            if env.distributed:
+                diverged, stop_signal = dist_utils.any_flag(env, diverged, stop_signal)
+            if diverged:
+                what = f" ({phase.name} optimizer)" if multi else ""
+                log.write({"step": step + 1, "event": "diverged", "phase": phase.name,
+                           "train.loss": str(loss_value), "grad_norm": str(grad_norm)})
+                raise TrainingDiverged(
+                    f"training of '{task.name}' diverged at step {step + 1}{what}: loss "
+                    f"{loss_value}, gradient norm {grad_norm}. Nothing after the last "
+                    f"good checkpoint ({last_saved or 'none yet'}) was saved. Try a "
+                    f"lower optim.lr (now {ocfg.lr}), more optim.warmup_steps, "
+                    "train.clip_grad_norm, or train.precision=fp32; resume with "
+                    f"--resume {self.run_dir}."
+                )
+            phase.scaler.step(phase.optimizer)
+            phase.scaler.update()
+            if multi:
+                model.zero_grad(set_to_none=True)  # also grads of parameters no phase owns
+            else:
+                phase.optimizer.zero_grad(set_to_none=True)
+            return loss_value, grad_norm, stop_signal, metrics
+
         dev: dict[str, float] = {}
-        loss_value = float("nan")
+        loss_value = grad_norm = float("nan")
         stopped_early, interrupted = False, 0
         t_last, samples = time.perf_counter(), 0
         try:
             with _Signals() as signals:
                 net.train()
                 while step < tcfg.max_steps:
-                    loss_sum = torch.zeros((), device=env.device)
-                    for micro in range(tcfg.grad_accum):
-                        batch = task.augment(to_device(batches.next(), env.device))
-                        samples += _batch_size(batch)
-                        with _grad_sync(net, micro == tcfg.grad_accum - 1):
-                            with precision.autocast():
-                                out = task.training_step(net, batch)
-                                loss = out.loss
-                                if l1_params:
-                                    loss = loss + ocfg.l1 * l1_penalty(l1_params)
-                            scaler.scale(loss / tcfg.grad_accum).backward()
-                        loss_sum += out.loss.detach().float()
-                    scaler.unscale_(optimizer)
-                    grad_norm = _grad_norm(params, tcfg.clip_grad_norm)
-                    loss_value = loss_sum.item() / tcfg.grad_accum
-                    diverged = not math.isfinite(loss_value) or (
-                        not scaler.is_enabled() and not math.isfinite(grad_norm))
-                    stop_signal = bool(signals.received)
-                    if env.distributed:
-                        diverged, stop_signal = dist_utils.any_flag(env, diverged, stop_signal)
-                    if diverged:
-                        log.write({"step": step + 1, "event": "diverged", "train.loss": str(
-                            loss_value), "grad_norm": str(grad_norm)})
-                        raise TrainingDiverged(
-                            f"training of '{task.name}' diverged at step {step + 1}: loss "
-                            f"{loss_value}, gradient norm {grad_norm}. Nothing after the last "
-                            f"good checkpoint ({last_saved or 'none yet'}) was saved. Try a "
-                            f"lower optim.lr (now {ocfg.lr}), more optim.warmup_steps, "
-                            "train.clip_grad_norm, or train.precision=fp32; resume with "
-                            f"--resume {self.run_dir}."
-                        )
-                    scaler.step(optimizer)
-                    scaler.update()
-                    optimizer.zero_grad(set_to_none=True)
-                    scheduler.step()
+                    stop_signal = False
+                    drawn.clear()
+                    round_log: dict[str, Any] = {}
+                    for phase in phases:
+                        if not phase.active(step):
+                            continue
+                        losses = []
+                        for _ in range(phase.steps):
+                            loss_value, grad_norm, stop, metrics = update(phase)
+                            losses.append(loss_value)
+                            stop_signal = stop_signal or stop
+                        if multi:
+                            round_log[f"train.{phase.name}.loss"] = sum(losses) / len(losses)
+                            round_log[f"grad_norm.{phase.name}"] = grad_norm
+                            round_log[f"lr.{phase.name}"] = phase.scheduler.get_last_lr()[0]
+                            round_log.update({f"train.{phase.name}.{k}": v
+                                              for k, v in metrics.items()})
+                    for phase in phases:
+                        phase.scheduler.step()
                     step += 1
 
                     if step % tcfg.log_every == 0 or step == tcfg.max_steps:
-                        (mean_loss,) = dist_utils.mean_across(env, [loss_value])
+                        keys = [k for k in round_log if k.startswith("train.")]
+                        means = dist_utils.mean_across(
+                            env, [loss_value, *(float(round_log[k]) for k in keys)])
+                        round_log.update(zip(keys, means[1:], strict=True))
                         now = time.perf_counter()
                         rate = samples * env.world_size / max(now - t_last, 1e-9)
                         t_last, samples = now, 0
-                        log.write({"step": step, "epoch": batches.epoch, "train.loss": mean_loss,
-                                   "lr": scheduler.get_last_lr()[0], "grad_norm": grad_norm,
-                                   "samples_per_s": round(rate, 2)})
-                        progress.update(step, mean_loss, rate)
+                        log.write({"step": step, "epoch": batches.epoch, "train.loss": means[0],
+                                   "lr": phases[0].scheduler.get_last_lr()[0],
+                                   "grad_norm": grad_norm, "samples_per_s": round(rate, 2),
+                                   **round_log})
+                        progress.update(step, means[0], rate)
                     else:
                         progress.update(step, None, None)
 

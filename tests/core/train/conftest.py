@@ -47,3 +47,34 @@ def tiny_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     files = {"tiny_train_task.py": (HERE / "tiny_task.py").read_text()}
     return install_fake_distribution(site, "tiny-train-plugin", files,
                                      {"tinytrain": "tiny_train_task"})
+
+
+def _load_gan() -> ModuleType:
+    name = "gan_toy_task"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, HERE / "gan_task.py")
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+@pytest.fixture
+def gan_module() -> ModuleType:
+    """The ``gan_task`` module (sampling helpers, the task class)."""
+    return _load_gan()
+
+
+@pytest.fixture
+def make_gan() -> Any:
+    """``make_gan("gan.n_critic=2", ...)`` -> a GanTask with quick test settings."""
+    gan = _load_gan()
+    base = ["train.eval_every=4", "train.log_every=1", "train.batch_size=32",
+            "optim.warmup_steps=2", "train.progress=off", "train.tensorboard=false",
+            "gan.n=256"]
+
+    def make(*overrides: str) -> Any:
+        return gan.GanTask(resolve_config(gan.GanConfig, overrides=[*base, *overrides]))
+
+    return make
