@@ -127,6 +127,7 @@ def _configure_export(p: argparse.ArgumentParser) -> None:
                    help="also write the weights as export/model.safetensors")
     p.add_argument("--atol", type=float, default=1e-4, help="absolute tolerance of the check")
     p.add_argument("--rtol", type=float, default=1e-3, help="relative tolerance of the check")
+    p.add_argument("--out", help="folder for the exported files (default: <run>/export)")
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -134,7 +135,10 @@ def _export(args: argparse.Namespace) -> int:
 
     ok = run_export(args.task, args.from_run, args.formats or ["exported"],
                     safetensors=args.safetensors, atol=args.atol, rtol=args.rtol,
-                    files=args.config, overrides=_overrides(args))
+                    files=args.config, overrides=_overrides(args), out_dir=args.out)
+    if not ok:
+        print("error: an exported model's outputs differ from the eager model's beyond the "
+              "tolerance (see the table); loosen --atol/--rtol only if that is expected.")
     return 0 if ok else 1
 
 

@@ -1,0 +1,108 @@
+"""``suite export``: torch.export / TorchScript / ONNX / safetensors, each checked against eager."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from suite_testing import run_suite
+from torch import nn
+from torchsuite.core.errors import SuiteError
+from torchsuite.core.lifecycle.export import compare_outputs, export_format, run_export
+
+pytestmark = pytest.mark.usefixtures("use_registry")
+
+
+def test_all_formats_written_reloaded_and_matching(
+    template_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("safetensors")
+    out = tmp_path / "export"
+    ok = run_export("template-regression", str(template_run),
+                    ["exported", "torchscript", "onnx"], safetensors=True, atol=1e-5, rtol=1e-4,
+                    out_dir=str(out))
+    assert ok
+    report = json.loads((out / "export.json").read_text())
+    checks = {c["format"]: c for c in report["checks"]}
+    assert set(checks) == {"exported", "torchscript", "onnx", "safetensors"}
+    for c in checks.values():
+        assert Path(c["file"]).is_file() and c["ok"]
+        assert c["max_abs_diff"] <= 1e-5
+    assert checks["exported"]["dynamic_batch"] is True  # re-checked at twice the batch
+    assert checks["onnx"]["note"] == "checked with onnxruntime"
+    printed = capsys.readouterr().out
+    assert "atol=1e-05 rtol=0.0001" in printed and "max |diff|" in printed
+
+    # the files are usable on their own: a fresh process would do exactly this
+    x = torch.randn(7, 8)
+    from torchsuite.core.lifecycle.source import load_source
+
+    eager = load_source("template-regression", str(template_run)).model
+    program = torch.export.load(str(out / "model.pt2")).module()
+    assert torch.allclose(program(x), eager(x), atol=1e-6)
+    from safetensors.torch import load_file
+
+    weights = load_file(str(out / "model.safetensors"))
+    assert torch.equal(weights["head.weight"], eager.head.weight.detach())
+
+
+def test_sequence_model_exports_with_dynamic_batch(seq_run: Path, tmp_path: Path) -> None:
+    out = tmp_path / "seq-export"
+    assert run_export("lifecycle-seq", str(seq_run), ["exported"], out_dir=str(out))
+    check = json.loads((out / "export.json").read_text())["checks"][0]
+    assert check["ok"] and check["dynamic_batch"] is True
+
+
+def test_compare_outputs_catches_a_mismatch() -> None:
+    a = {"logits": torch.zeros(2, 3), "aux": (torch.ones(2),)}
+    worst, ok = compare_outputs(a, [torch.zeros(2, 3), torch.ones(2) + 1e-6], 1e-5, 0.0)
+    assert ok and worst == pytest.approx(1e-6, rel=0.1)
+    worst, ok = compare_outputs(a, [torch.zeros(2, 3), torch.ones(2) + 1e-3], 1e-5, 0.0)
+    assert not ok and worst == pytest.approx(1e-3, rel=0.1)
+    with pytest.raises(SuiteError, match="shape"):
+        compare_outputs(torch.zeros(2, 3), torch.zeros(3, 2), 1e-5, 0.0)
+
+
+class _NumpyRoundTrip(nn.Module):
+    """Leaves the graph through numpy: no exporter can follow it."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(x.detach().numpy() * 2.0)
+
+
+class _Block(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.odd = _NumpyRoundTrip()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.odd(self.fc(x))
+
+
+def test_unexportable_layer_is_named(tmp_path: Path) -> None:
+    model = nn.Sequential(nn.Linear(4, 4), _Block(), nn.Linear(4, 2))
+    with pytest.raises(SuiteError, match=r"layer '1\.odd' \(_NumpyRoundTrip\)"):
+        export_format(model, (torch.randn(3, 4),), "exported", tmp_path)
+    assert not list(tmp_path.glob("*.tmp*"))  # nothing half-written left behind
+
+
+def test_cli_export_and_bad_source(template_run: Path, template_site_session: Path,
+                                   tmp_path: Path) -> None:
+    env = {"OMP_NUM_THREADS": "1", "SUITE_DISABLE_PLUGINS": "music,music-audio,translation,"
+           "driving"}
+    ok = run_suite(["export", "template-regression", "--from", str(template_run), "--format",
+                    "torchscript", "--out", str(tmp_path / "cli")], tmp_path,
+                   [template_site_session], env)
+    assert ok.returncode == 0, ok.stderr
+    assert "torchscript  ok" in ok.stdout and "atol=0.0001 rtol=0.001" in ok.stdout
+    assert (tmp_path / "cli" / "model.torchscript.pt").is_file()
+    bad = run_suite(["export", "template-regression", "--from", "nope"], tmp_path,
+                    [template_site_session], env)
+    assert bad.returncode == 2
+    assert "--from nope" in bad.stderr and "Traceback" not in bad.stderr
+    assert os.listdir(tmp_path / "cli")  # the earlier export is untouched
