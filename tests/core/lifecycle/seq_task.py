@@ -98,7 +98,8 @@ class SeqTask(Task[SeqConfig]):
         d = self.cfg.data
         return (torch.randint(0, d.vocab, (2, d.length)),)
 
-    # serving: {"tokens": [[...], ...]} -> {"tags": [[...], ...]}
+    # serving hooks: {"tokens": [3, 1, 4, ...]} (any length) -> {"tags": [...]}; the default
+    # serve_predict groups requests of equal length into one batch
     def serve_decode(self, payload: Any) -> tuple[torch.Tensor]:
         tokens = payload.get("tokens") if isinstance(payload, dict) else None
         if not isinstance(tokens, list) or not all(isinstance(t, int) for t in tokens):
@@ -107,8 +108,11 @@ class SeqTask(Task[SeqConfig]):
             raise ValueError(f"token ids must be in 0..{self.cfg.data.vocab - 1}")
         return (torch.tensor(tokens, dtype=torch.long),)
 
-    def serve_encode(self, output: torch.Tensor) -> dict[str, Any]:
-        return {"tags": output.argmax(-1).tolist()}
+    def serve_encode(self, output: list[torch.Tensor]) -> dict[str, Any]:
+        return {"tags": output[0].argmax(-1).tolist()}  # logits [T, C] -> tags [T]
+
+    def serve_example(self) -> dict[str, Any]:
+        return {"tokens": list(range(min(5, self.cfg.data.vocab)))}
 
 
 @hookimpl
