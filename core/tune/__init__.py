@@ -1,8 +1,8 @@
 """Hyper-parameter search on top of Optuna: ``suite tune``.
 
 A study trains one normal run directory per trial (``runs/<task>/<study>/trial-NNN``)
-with the core ``fit``, reports each dev evaluation to Optuna so a median or
-Hyperband pruner stops bad trials early, and persists in SQLite in the study
+with the core ``fit``, reports each dev evaluation to Optuna so a median,
+successive-halving or Hyperband pruner stops bad trials early, and persists in SQLite in the study
 directory (or any Optuna storage URL, so several machines can share one study).
 
 Python use::

@@ -46,7 +46,8 @@ def _configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--trials", type=int, help="finished trials to reach (default 20)")
     p.add_argument("--metric", help="dev metric to optimise (default dev.loss)")
     p.add_argument("--direction", choices=("min", "max"), help="default min")
-    p.add_argument("--pruner", choices=("median", "hyperband", "none"), help="default median")
+    p.add_argument("--pruner", choices=("median", "successive-halving", "hyperband", "none"),
+                   help="stops bad trials early on their dev metric (default median)")
     p.add_argument("--sampler", choices=("tpe", "random"), help="default tpe")
     p.add_argument("--study", help="study name (default 'tune')")
     p.add_argument("--storage", help="Optuna storage URL (default: SQLite in the study dir)")

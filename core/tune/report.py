@@ -116,14 +116,19 @@ def _plot(study: optuna.Study, tuner: Tuner, importances: dict[str, float], path
         bx.set_axis_off()
     bx.set_title("parameter importances")
     fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=100)
+    tmp = _tmp(path)
+    fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
     os.replace(tmp, path)
 
 
+def _tmp(path: Path) -> Path:
+    """A temp name of this process only: processes sharing a study write the same reports."""
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
 def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = _tmp(path)
     tmp.write_text(text)
     os.replace(tmp, path)
 
@@ -144,7 +149,7 @@ def write_reports(
     files: dict[str, Path] = {}
 
     files["trials"] = out / "trials.csv"
-    tmp = out / "trials.csv.tmp"
+    tmp = _tmp(files["trials"])
     with tmp.open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=["trial", "state", metric, *keys, "run_dir",
                                                 "error"])

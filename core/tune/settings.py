@@ -40,7 +40,7 @@ class TuneConfig:
     direction: str = option("min", "whether the metric should go down or up",
                             choices=("min", "max"))
     pruner: str = option("median", "early stopping of bad trials on intermediate dev metrics",
-                         choices=("median", "hyperband", "none"))
+                         choices=("median", "successive-halving", "hyperband", "none"))
     sampler: str = option("tpe", "how new trials are proposed", choices=("tpe", "random"))
     study: str = option("tune", "study name: runs/<task>/<study>/ and the name in the storage")
     storage: str = option("", "Optuna storage URL (empty: SQLite study.db in the study dir)")

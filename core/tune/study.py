@@ -13,7 +13,9 @@
 Interrupting (Ctrl-C) marks the running trial failed and queues its parameters
 again, so re-running the same command resumes the study. A process killed
 outright leaves its trial "running"; with an SQL storage the trial stops sending
-heartbeats, and the next process to start a trial fails and re-queues it. Several
+heartbeats, and the next process to start a trial fails and re-queues it. A
+re-queued trial continues the interrupted run directory from its last
+checkpoint when it has one (``train.checkpoints``) and starts afresh otherwise. Several
 processes (or machines) given the same ``--storage``/``--study`` draw disjoint
 trials from it, and together stop at ``trials`` finished ones.
 """
@@ -33,10 +35,11 @@ import optuna
 import torch
 from optuna.trial import FrozenTrial, TrialState
 
-from ..config import resolve_config
+from ..config import resolve_config, to_dict
 from ..errors import ConfigError, DataError, SuiteError
 from ..runs import RUNS_ROOT, create_run_dir, write_run_config
 from ..task import Task
+from ..train.checkpoint import step_checkpoints
 from ..train.trainer import TrainingDiverged
 from .pruning import PruningReporter, PruningTrainer
 from .report import write_reports
@@ -161,6 +164,9 @@ class Tuner:
         name = self.settings.pruner
         if name == "median":
             return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0)
+        if name == "successive-halving":
+            # rungs at evaluations 1, 3, 9, ...: a third of the trials go on at each rung
+            return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
         if name == "hyperband":
             return optuna.pruners.HyperbandPruner(min_resource=1, reduction_factor=3)
         return optuna.pruners.NopPruner()
@@ -205,25 +211,69 @@ class Tuner:
         for t in trials:
             if t.state == TrialState.FAIL and t.user_attrs.get("interrupted") and \
                     t.number not in retried:
-                study.enqueue_trial(t.params, user_attrs={"retry_of": t.number})
+                attrs = {"retry_of": t.number, "run_dir": t.user_attrs.get("run_dir", "")}
+                study.enqueue_trial(t.params, user_attrs=attrs)
                 self.echo(f"trial {t.number} was interrupted; its parameters are queued again")
 
+    def _check_leftovers(self, study: optuna.Study) -> None:
+        """Refuse to start a new study over trial runs of an earlier one (never overwrite)."""
+        if study.get_trials(deepcopy=False):
+            return
+        old = sorted(p.name for p in self.study_dir.glob("trial-*") if p.is_dir())
+        if old:
+            raise SuiteError(
+                f"study '{self.settings.study}' has no trials in its storage, but "
+                f"{self.study_dir} already holds runs of an earlier search ({', '.join(old[:3])}"
+                f"{', ...' if len(old) > 3 else ''}). Pass --study NEW_NAME (or --study-dir) "
+                f"for a new search, or --storage with the database that study used."
+            )
+
     # ------------------------------------------------------------------ trials
+    def _resumable(self, trial: optuna.Trial, cfg: Any) -> tuple[Path, int] | None:
+        """(run dir, its last checkpoint step) when ``trial`` retries an interrupted run
+        with the same config that left a checkpoint; ``None`` otherwise."""
+        previous = trial.user_attrs.get("run_dir")  # set on re-queued / heartbeat-retried trials
+        if not previous:
+            return None
+        run_dir = Path(previous)
+        steps = step_checkpoints(run_dir)
+        if not steps or not (run_dir / "config.toml").is_file():
+            return None
+        try:  # resolved again so defaults that TOML cannot spell (None) compare equal
+            saved = resolve_config(self.task_cls.Config, files=[run_dir / "config.toml"])
+        except SuiteError:
+            return None
+        if _plain(to_dict(saved)) != _plain(to_dict(cfg)):
+            return None  # the base config changed since: a fresh run is the honest choice
+        return run_dir, steps[-1][0]
+
     def objective(self, trial: optuna.Trial) -> float:
         """Train one run with the trial's parameters and return its metric."""
         values = {p.key: p.suggest(trial) for p in self.params}
-        run_dir = self.study_dir / f"trial-{trial.number:03d}"
+        try:
+            cfg = self.config_for(values)
+        except ConfigError as exc:
+            trial.set_user_attr("error", f"ConfigError: {exc}")
+            raise TrialFailed(str(exc)) from exc
+        resume = self._resumable(trial, cfg)
+        run_dir = resume[0] if resume else self.study_dir / f"trial-{trial.number:03d}"
         trial.set_user_attr("run_dir", str(run_dir))
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         shown = ", ".join(f"{k}={_fmt(v)}" for k, v in values.items())
-        self.echo(f"trial {trial.number}: {shown} -> {run_dir}")
+        how = f"continues {run_dir} from step {resume[1]}" if resume else f"-> {run_dir}"
+        self.echo(f"trial {trial.number}: {shown} {how}")
         try:
-            cfg = self.config_for(values)
-            create_run_dir(self.task_cls.name, run_dir=run_dir)
-            write_run_config(run_dir, cfg, self.task_cls.name)
+            if resume is None:
+                create_run_dir(self.task_cls.name, run_dir=run_dir)
+                write_run_config(run_dir, cfg, self.task_cls.name)
             task = self.task_cls(cfg)
             reporter = PruningReporter(trial, self.settings.metric)
-            result = PruningTrainer(task, run_dir, reporter).fit()
+            every = cfg.train.eval_every
+            trainer = PruningTrainer(
+                task, run_dir, reporter, resume_from=run_dir if resume else None,
+                evaluations_done=resume[1] // every if resume and every > 0 else 0,
+            )
+            result = trainer.fit()
         except KeyboardInterrupt:
             trial.set_user_attr("interrupted", True)
             raise
@@ -287,7 +337,9 @@ class Tuner:
         Raises:
             KeyboardInterrupt: After writing the reports of what finished, on Ctrl-C.
         """
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        # each trial's outcome (and error) is printed by _after_trial; Optuna's own warnings
+        # would repeat it with a traceback, even for a Ctrl-C
+        optuna.logging.set_verbosity(optuna.logging.ERROR)
         with warnings.catch_warnings():
             # heartbeats, enqueue_trial and the importance plot are "experimental" in Optuna
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -296,6 +348,7 @@ class Tuner:
     def _run(self) -> TuneResult:
         self.check_space()
         study = self.open_study()
+        self._check_leftovers(study)
         self._requeue_interrupted(study)
         finished = len(study.get_trials(deepcopy=False, states=FINISHED))
         where = self.settings.storage or self.study_dir / "study.db"
@@ -331,6 +384,11 @@ def best_trial(study: optuna.Study) -> FrozenTrial | None:
         return study.best_trial
     except ValueError:  # no completed trial yet
         return None
+
+
+def _plain(tree: Any) -> Any:
+    """A config tree as JSON sees it, so a TOML round trip compares equal."""
+    return json.loads(json.dumps(tree, sort_keys=True, default=str))
 
 
 def _fmt(value: Any) -> str:
