@@ -42,6 +42,7 @@ CORE_MODULES: tuple[str, ...] = (
     "torchsuite.core.cli_info",
     "torchsuite.core.train.commands",
     "torchsuite.core.lifecycle.commands",
+    "torchsuite.core.tune.commands",
 )
 
 
