@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import difflib
 import math
+import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import optuna
-import tomllib
 from optuna.distributions import (
     BaseDistribution,
     CategoricalDistribution,

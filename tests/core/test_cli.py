@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
-import tomllib
 from suite_testing import install_fake_distribution, run_suite
 
 import torchsuite
