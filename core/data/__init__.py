@@ -10,7 +10,10 @@ The pieces, each usable on its own for your own data sets:
   ranks x workers, deterministic order, ``state_dict``/``load_state_dict``/``set_epoch``)
   and :class:`StreamLoader` (a ``DataLoader`` that keeps that state exact with workers);
 * :mod:`.batching` — :class:`TokenBudgetBatcher`, :class:`TokenBudgetBatchSampler`,
-  :func:`pad_collate`, :func:`padding_ratio`.
+  :func:`pad_collate`, :func:`padding_ratio`;
+* :mod:`.preprocess` — feature statistics saved with the manifest, :class:`Normalize` /
+  PCA modules for the model input, class balancing (``ShardStream(sampling=...)``, loss
+  weights) and cleaning helpers (import from ``torchsuite.core.data.preprocess``).
 
 End to end::
 
@@ -30,6 +33,7 @@ End to end::
         ...
 """
 
+from . import preprocess
 from ._manifest import FORMAT_VERSION
 from .batching import (
     TokenBudgetBatcher,
@@ -70,6 +74,7 @@ __all__ = [
     "group_hash",
     "pad_collate",
     "padding_ratio",
+    "preprocess",
     "rank_and_world",
     "read_manifest",
     "token_budget_batches",

@@ -38,7 +38,7 @@ import zlib
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -265,7 +265,7 @@ class DatasetWriter:
             "format": FORMAT_NAME,
             "format_version": FORMAT_VERSION,
             "dataset_id": self.dataset_id.hex,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "salt": self.salt,
             "meta": self.meta,
             "splits": {

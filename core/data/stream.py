@@ -49,7 +49,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch.distributed as dist
@@ -58,6 +58,9 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from ..errors import DataError
 from ._order import EpochOrder
 from .shards import ShardReader, read_manifest
+
+if TYPE_CHECKING:
+    from .preprocess.balance import BalancedOrder, SamplingPlan
 
 __all__ = ["ShardStream", "StreamLoader", "rank_and_world"]
 
@@ -91,9 +94,16 @@ class ShardStream(IterableDataset):
         world_size: Override the world size.
         batch_size: Chunk size for splitting a rank's sequence among workers; set by
             :class:`StreamLoader` to its batch size.
+        sampling: A :class:`~torchsuite.core.data.preprocess.SamplingPlan` (class or bucket
+            balancing): each epoch then has ``sampling.epoch_size`` positions served in the
+            plan's target mix, each window of ``shuffle_buffer`` positions mixed
+            (``shuffle`` and ``block_size`` do not apply). Still exactly once per
+            *position*, deterministic and resumable; records repeat or are skipped as the
+            mix requires.
 
     Raises:
-        DataError: Missing manifest, unknown/empty split, wrong format version.
+        DataError: Missing manifest, unknown/empty split, wrong format version, or a plan
+            built for another number of records.
     """
 
     def __init__(
@@ -111,12 +121,22 @@ class ShardStream(IterableDataset):
         rank: int | None = None,
         world_size: int | None = None,
         batch_size: int = 1,
+        sampling: SamplingPlan | None = None,
     ) -> None:
         super().__init__()
         self.manifest = read_manifest(data_dir)
         self.split = split
         self.reader = ShardReader(self.manifest, split)
         self.num_records = len(self.reader)
+        self.sampling = sampling
+        if sampling is not None and sampling.num_records != self.num_records:
+            raise DataError(
+                f"The sampling plan has {sampling.num_records} labels but split {split!r} of "
+                f"{self.manifest.path} has {self.num_records} records. Build the plan from "
+                "this split's labels (read_labels(data_dir, split, key))."
+            )
+        # Positions per epoch: the records, or the plan's epoch size when re-weighting.
+        self.epoch_size = sampling.epoch_size if sampling is not None else self.num_records
         self.shuffle = shuffle
         self.seed = int(seed)
         self.shuffle_buffer = int(shuffle_buffer)
@@ -146,7 +166,7 @@ class ShardStream(IterableDataset):
         """Records this rank serves from global position ``start`` (default: the current
         pass start) to the end of the epoch."""
         rank, world = self._world_info()
-        remaining = max(self.num_records - (self._start if start is None else start), 0)
+        remaining = max(self.epoch_size - (self._start if start is None else start), 0)
         if self.drop_last_to_equalize:
             return remaining // world
         return remaining // world + (1 if rank < remaining % world else 0)
@@ -155,8 +175,11 @@ class ShardStream(IterableDataset):
         """Records this rank serves in a full epoch."""
         return self.local_count(0)
 
-    def order(self, epoch: int | None = None) -> EpochOrder:
+    def order(self, epoch: int | None = None) -> EpochOrder | BalancedOrder:
         """The epoch order (position -> record id) for ``epoch`` (default: current)."""
+        if self.sampling is not None:
+            return self.sampling.order(self.seed, self.epoch if epoch is None else epoch,
+                                       self.shuffle_buffer)
         return EpochOrder(self.num_records, self.seed, self.epoch if epoch is None else epoch,
                           shuffle=self.shuffle, block_size=self.block_size,
                           window=self.shuffle_buffer)
@@ -239,6 +262,8 @@ class ShardStream(IterableDataset):
             "num_records": self.num_records,
             "dataset_id": self.manifest.dataset_id,
             "split": self.split,
+            "sampling": self.sampling.fingerprint() if self.sampling is not None else None,
+            "epoch_size": self.epoch_size,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -252,8 +277,10 @@ class ShardStream(IterableDataset):
             raise DataError(f"Unknown stream state version {state.get('version')!r}.")
         mine = self.state_dict()
         for key in ("dataset_id", "split", "num_records", "seed", "shuffle",
-                    "shuffle_buffer", "block_size"):
-            if state.get(key) != mine[key]:
+                    "shuffle_buffer", "block_size", "sampling", "epoch_size"):
+            # States saved before sampling existed lack the last two keys: default them.
+            default = {"sampling": None, "epoch_size": self.num_records}.get(key)
+            if state.get(key, default) != mine[key]:
                 raise DataError(
                     f"Cannot resume the {self.split!r} stream of {self.manifest.path}: the "
                     f"saved state has {key}={state.get(key)!r} but this stream has "
@@ -261,8 +288,8 @@ class ShardStream(IterableDataset):
                     "start a fresh run."
                 )
         consumed = int(state["consumed"])
-        if not 0 <= consumed <= self.num_records:
-            raise DataError(f"Stream state position {consumed} outside [0, {self.num_records}].")
+        if not 0 <= consumed <= self.epoch_size:
+            raise DataError(f"Stream state position {consumed} outside [0, {self.epoch_size}].")
         self.epoch = int(state["epoch"])
         self._start = consumed
         self._local = 0

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.distributed
+# torchrun start-up dominates (~15 s on 2 cores): run with the slow job.
+pytestmark = [pytest.mark.distributed, pytest.mark.slow]
 
 
 def test_two_ranks_two_workers_exactly_once(tmp_path: Path, make_ids) -> None:
