@@ -42,11 +42,12 @@ def make_task() -> Any:
 
 @pytest.fixture(scope="session")
 def tiny_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A site folder where ``tiny-train`` is an installed plugin (for subprocesses)."""
+    """A site folder where ``tiny-train`` and ``gan-toy`` are installed plugins (subprocesses)."""
     site = tmp_path_factory.mktemp("tiny-site")
-    files = {"tiny_train_task.py": (HERE / "tiny_task.py").read_text()}
+    files = {"tiny_train_task.py": (HERE / "tiny_task.py").read_text(),
+             "gan_toy_task.py": (HERE / "gan_task.py").read_text()}
     return install_fake_distribution(site, "tiny-train-plugin", files,
-                                     {"tinytrain": "tiny_train_task"})
+                                     {"tinytrain": "tiny_train_task", "gantoy": "gan_toy_task"})
 
 
 def _load_gan() -> ModuleType:

@@ -1,7 +1,7 @@
 """``gan-toy``: a GAN on a 1-D two-Gaussian mixture, trained through the adversarial hooks.
 
 The generator maps 4-D noise to a number; the discriminator scores numbers. The
-target is ``0.5 N(-2, 0.25^2) + 0.5 N(2, 0.25^2)``. Noise comes from the global
+target is ``0.5 N(-2, 0.5^2) + 0.5 N(2, 0.5^2)``. Noise comes from the global
 torch RNG (so exact resume really checks the RNG) and the discriminator updates
 ``gan.n_critic`` times per generator update, each on a fresh batch.
 """
@@ -16,11 +16,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import Dataset, TensorDataset
-from torchsuite.core import StepOutput, Task, TrainableConfig, option
+from torchsuite.core import StepOutput, Task, TrainableConfig, hookimpl, option
 from torchsuite.core.train import AdversarialTask, OptimizerSpec
 
 MEANS = (-2.0, 2.0)
-STD = 0.25
+STD = 0.5
 Z = 4
 
 
@@ -32,9 +32,9 @@ class GanOptions:
     d_lr: float = option(2e-3, "discriminator learning rate", ge=0.0)
     g_lr: float = option(2e-3, "generator learning rate", ge=0.0)
     reuse_batch: bool = option(False, "generator reuses the discriminator's batch")
-    loss: str = option("ns", "non-saturating GAN or WGAN with gradient penalty",
+    loss: str = option("ns", "non-saturating GAN (+ R1 penalty when gp > 0) or WGAN-GP",
                        choices=("ns", "wgan-gp"))
-    gp: float = option(1.0, "gradient-penalty weight (wgan-gp)", ge=0.0)
+    gp: float = option(0.0, "gradient-penalty weight (R1 for ns, GP for wgan-gp)", ge=0.0)
     nan_phase: str = option("", "phase whose loss turns NaN at nan_at (tests)")
     nan_at: int = option(0, "round from which nan_phase's loss is NaN (0: never)", ge=0)
 
@@ -71,6 +71,17 @@ def _penalty(disc: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.T
     return ((grad.norm(dim=1) - 1) ** 2).mean()
 
 
+def _check_ranks_agree(model: nn.Module) -> None:
+    """Under torchrun: every process must hold the same weights (gradients averaged)."""
+    if not torch.distributed.is_initialized():
+        return
+    mine = torch.stack([p.detach().double().sum() for p in model.parameters()])
+    every = [torch.zeros_like(mine) for _ in range(torch.distributed.get_world_size())]
+    torch.distributed.all_gather(every, mine)
+    if not all(torch.equal(every[0], other) for other in every[1:]):
+        raise RuntimeError("the processes' models differ: gradients were not averaged")
+
+
 class GanTask(AdversarialTask, Task[GanConfig]):
     name = "gan-toy"
     Config = GanConfig
@@ -105,11 +116,16 @@ class GanTask(AdversarialTask, Task[GanConfig]):
         g = self.cfg.gan
         disc = model["disc"]
         if phase == "disc":  # the generator's parameters are frozen during this phase
+            if g.loss == "ns" and g.gp > 0:
+                real = real.detach().requires_grad_(True)
             d_real, d_fake = disc(real), disc(fake)
             if g.loss == "wgan-gp":
                 loss = d_fake.mean() - d_real.mean() + g.gp * _penalty(disc, real, fake)
             else:
                 loss = F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
+                if g.gp > 0:  # R1: keep the discriminator flat on real data
+                    (grad,) = torch.autograd.grad(d_real.sum(), real, create_graph=True)
+                    loss = loss + g.gp / 2 * grad.pow(2).sum(1).mean()
             metrics = {"d_gap": (d_real.mean() - d_fake.mean()).detach()}
         else:
             d_fake = disc(fake)
@@ -122,9 +138,15 @@ class GanTask(AdversarialTask, Task[GanConfig]):
     def validation_step(self, model: nn.Module, batch: Any) -> StepOutput:
         """1-D Wasserstein distance between a fixed-noise fake batch and the real batch."""
         (real,) = batch
+        _check_ranks_agree(model)
         fake = generate(model, len(real), torch.Generator().manual_seed(len(real)))
         w1 = (fake.flatten().sort().values - real.flatten().sort().values).abs().mean()
         return StepOutput(w1, {"w1": w1}, weight=float(len(real)))
 
     def example_inputs(self) -> tuple[torch.Tensor]:
         return (torch.randn(2, Z),)
+
+
+@hookimpl
+def register_tasks(register: Any) -> None:
+    register(GanTask)

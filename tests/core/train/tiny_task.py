@@ -28,8 +28,9 @@ class TinyData(DataConfig):
     n: int = option(72, "training samples", ge=1)
     noise: float = option(0.1, "std of augmentation noise (uses the global torch RNG)", ge=0.0)
     nan_at: int = option(0, "training_step call from which the loss is NaN (0: never)", ge=0)
-    stop_at: int = option(0, "training_step call at which the task SIGTERMs itself (0: never)",
+    stop_at: int = option(0, "training_step call at which the task signals itself (0: never)",
                           ge=0)
+    stop_signal: str = option("SIGTERM", "signal sent at stop_at", choices=("SIGTERM", "SIGINT"))
     sleep: float = option(0.0, "seconds to sleep per training_step (signal tests)", ge=0.0)
 
 
@@ -127,7 +128,7 @@ class TinyTask(Task[TinyConfig]):
         if d.sleep:
             time.sleep(d.sleep)
         if d.stop_at and self.calls == d.stop_at and model.training:
-            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), getattr(signal, d.stop_signal))
         x, y = batch
         loss = nn.functional.mse_loss(model(x), y)
         if d.nan_at and self.calls >= d.nan_at and model.training:
