@@ -93,6 +93,9 @@ def _plot(study: optuna.Study, tuner: Tuner, importances: dict[str, float], path
         pts = [(n, v) for n, v in pts if v is not None and math.isfinite(v)]
         if pts:
             ax.scatter(*zip(*pts), marker=marker, color=color, label=state.name.lower())
+    shown = [v for t in trials if (v := _metric_of(t)) is not None and math.isfinite(v)]
+    if shown and min(shown) > 0 and max(shown) > 100 * min(shown):
+        ax.set_yscale("log")  # losses spread over decades: keep the good trials readable
     best_x, best_y, best = [], [], None
     for t in trials:
         ok = t.state == TrialState.COMPLETE and t.value is not None and math.isfinite(t.value)
