@@ -106,11 +106,17 @@ class FeatureStats:
     def update(self, x: ArrayLike) -> FeatureStats:
         """Add the rows of ``x`` (any shape; features along ``feature_dim``)."""
         rows = as_rows(x, self.feature_dim)
-        if self.num_features is None:
-            self._alloc(rows.shape[1])
-        if rows.shape[1] != self.num_features:
+        if self.num_features is not None and rows.shape[1] != self.num_features:
             raise ValueError(f"expected {self.num_features} features along dim "
                              f"{self.feature_dim}, got {rows.shape[1]} (shape {tuple(x.shape)})")
+        return self.update_rows(rows)
+
+    def update_rows(self, rows: np.ndarray) -> FeatureStats:
+        """Add float64 rows ``[N, F]`` already laid out as features-last (see :func:`as_rows`)."""
+        if self.num_features is None:
+            self._alloc(rows.shape[1])
+        if rows.ndim != 2 or rows.shape[1] != self.num_features:
+            raise ValueError(f"expected rows [N, {self.num_features}], got {rows.shape}")
         if len(rows) == 0:
             return self
         finite = np.isfinite(rows)
@@ -307,10 +313,24 @@ class _ShardStatsJob(Dataset):
         if self.max_records is not None:
             n = min(n, self.max_records)
         start = int(self.reader.offsets[k])
+        buf: list[np.ndarray] = []
+        held = 0
         for lo in range(0, n, 256):
             hi = min(lo + 256, n)
             for j, raw in enumerate(self.reader.read_raw_range(start + lo, start + hi)):
-                stats.update(self.get(self.reader.decode(raw, start + lo + j)))
+                rows = as_rows(self.get(self.reader.decode(raw, start + lo + j)),
+                               stats.feature_dim)
+                if buf and rows.shape[1] != buf[0].shape[1]:
+                    raise DataError(
+                        f"Record {start + lo + j} of split {self.reader.split!r} has "
+                        f"{rows.shape[1]} features, earlier records {buf[0].shape[1]}.")
+                buf.append(rows)
+                held += rows.size
+                if held >= 1 << 16:  # update in blocks of ~512 KiB, not per record
+                    stats.update_rows(np.concatenate(buf))
+                    buf, held = [], 0
+        if buf:
+            stats.update_rows(np.concatenate(buf))
         return stats.to_dict()
 
 

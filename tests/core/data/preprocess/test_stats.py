@@ -98,3 +98,11 @@ def test_save_and_load_with_the_manifest(tmp_path: Path) -> None:
         w.add({"feat": torch.zeros(4, 1)}, "train")
     with pytest.raises(DataError, match="no feature statistics"):
         load_stats(path, "feat")
+
+
+def test_records_with_another_feature_count_are_named(tmp_path: Path) -> None:
+    with DatasetWriter(tmp_path / "d") as w:
+        w.add({"x": torch.zeros(3, 4)}, "train")
+        w.add({"x": torch.zeros(3, 5)}, "train")
+    with pytest.raises(DataError, match="Record 1 of split 'train' has 5 features"):
+        compute_stats(tmp_path / "d", key="x")
