@@ -17,6 +17,9 @@ change against the float model.
   calibrated by running the task's ``validation_step`` on dev batches. Models FX
   cannot trace are reported as such in the table.
 
+Each quantization is applied to the float model and, when ``--prune`` is given,
+also to the pruned one (rows ``pruned+dynamic-int8``, ``pruned+static-int8``).
+
 The new run keeps the float (pruned) weights as ``checkpoints/best.pt``, so every
 other verb works on it, and the quantized state dicts under ``compressed/``
 (rebuild with ``build_model()`` + the same ``quantize_dynamic`` call, then
@@ -321,24 +324,29 @@ def run_compress(
         base = pruned.cpu()
     ckpt = atomic_save({"format": 1, "model": base.state_dict(), "task": task_name,
                         "step": source.step, "config": {}}, out / "checkpoints" / "best.pt")
-    of = f" of the {'pruned' if opts.prune else 'float'} model"
+    # quantize the float model (what the goal compares) and, after pruning, the pruned one too
+    bases = [("", float_model, "float")] + ([("pruned+", base, "pruned")] if opts.prune else [])
     for q in opts.quantize:
-        if q == "dynamic-int8":
-            variants.append(measure(Variant("dynamic-int8", note="Linear/LSTM/GRU" + of),
-                                    quantize_dynamic_int8(base)))
-        elif q == "static-int8":
-            def calibrate(m: nn.Module) -> None:
-                for i, batch in enumerate(task.dataloader("dev", train=False)):
-                    if i >= opts.calibration_batches:
-                        break
-                    task.validation_step(m, batch)
+        for prefix, model_in, label in bases:
+            of = f" of the {label} model"
+            if q == "dynamic-int8":
+                variants.append(measure(Variant(f"{prefix}dynamic-int8",
+                                                note="Linear/LSTM/GRU" + of),
+                                        quantize_dynamic_int8(model_in)))
+            elif q == "static-int8":
+                def calibrate(m: nn.Module) -> None:
+                    for i, batch in enumerate(task.dataloader("dev", train=False)):
+                        if i >= opts.calibration_batches:
+                            break
+                        task.validation_step(m, batch)
 
-            try:
-                model = quantize_static_int8(base, inputs, calibrate)
-                variants.append(measure(Variant("static-int8", note="FX, x86" + of), model))
-            except SuiteError as exc:
-                variants.append(Variant("static-int8", note=str(exc)))
-                print(f"  static-int8 skipped: {exc}")
+                try:
+                    model = quantize_static_int8(model_in, inputs, calibrate)
+                    variants.append(measure(Variant(f"{prefix}static-int8", note="FX, x86" + of),
+                                            model))
+                except SuiteError as exc:
+                    variants.append(Variant(f"{prefix}static-int8", note=str(exc)))
+                    print(f"  {prefix}static-int8 skipped: {exc}")
 
     key, mode = _headline(task, variants[0].metrics)
     ref = variants[0]

@@ -91,8 +91,9 @@ def test_unexportable_layer_is_named(tmp_path: Path) -> None:
     assert not list(tmp_path.glob("*.tmp*"))  # nothing half-written left behind
 
 
-def test_cli_export_and_bad_source(template_run: Path, template_site_session: Path,
-                                   tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_cli_export_in_a_fresh_process(template_run: Path, template_site_session: Path,
+                                       tmp_path: Path) -> None:
     env = {"OMP_NUM_THREADS": "1", "SUITE_DISABLE_PLUGINS": "music,music-audio,translation,"
            "driving"}
     ok = run_suite(["export", "template-regression", "--from", str(template_run), "--format",
@@ -101,8 +102,29 @@ def test_cli_export_and_bad_source(template_run: Path, template_site_session: Pa
     assert ok.returncode == 0, ok.stderr
     assert "torchscript  ok" in ok.stdout and "atol=0.0001 rtol=0.001" in ok.stdout
     assert (tmp_path / "cli" / "model.torchscript.pt").is_file()
-    bad = run_suite(["export", "template-regression", "--from", "nope"], tmp_path,
-                    [template_site_session], env)
-    assert bad.returncode == 2
-    assert "--from nope" in bad.stderr and "Traceback" not in bad.stderr
-    assert os.listdir(tmp_path / "cli")  # the earlier export is untouched
+
+
+def test_cli_verbs_and_bad_input(template_run: Path, tmp_path: Path,
+                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from torchsuite.core.cli import main
+
+    out = tmp_path / "cli"
+    assert main(["export", "template-regression", "--from", str(template_run), "--format",
+                 "torchscript", "--out", str(out), "--atol", "1e-6"]) == 0
+    printed = capsys.readouterr().out
+    assert "torchscript  ok" in printed and "atol=1e-06 rtol=0.001" in printed
+    assert (out / "model.torchscript.pt").is_file()
+    assert main(["export", "template-regression", "--from", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert "--from nope" in err and "Traceback" not in err
+    assert main(["compress", "template-regression", "--from", str(template_run), "--prune",
+                 "0.5", "--latency-runs", "1", "--run-dir", str(tmp_path / "c"),
+                 "train.progress=off"]) == 0
+    assert (tmp_path / "c" / "compress.json").is_file()
+    assert main(["compress", "template-regression", "--from", str(template_run),
+                 "--run-dir", str(tmp_path / "c")]) == 2  # nothing to do; the run is untouched
+    assert "nothing to do" in capsys.readouterr().err
+    assert main(["finetune", "template-regression", "--from", str(template_run),
+                 "finetune.mode=sideways"]) == 2
+    assert "finetune.mode" in capsys.readouterr().err
+    assert os.listdir(out)
