@@ -1,0 +1,227 @@
+"""The quality report of ``music-audio`` on held-out audio.
+
+For each measured segment the model renders the notes (no loudness given) and the
+report compares, against the real rendering:
+
+* ``model.*`` — the model's audio;
+* ``griffinlim.*`` — Griffin-Lim phase recovery from the *real* linear magnitude
+  spectrogram: the upper reference (it knows the true spectrogram, which the model
+  must predict; only the phase is lost);
+* ``griffinlim_mel.*`` — Griffin-Lim from the real *log-mel* (inverted with
+  ``InverseMelScale``): the best a log-mel-predicting model with a Griffin-Lim
+  vocoder could reach, i.e. the ceiling of the waveform path this task did not take;
+* ``sine.*`` — a sine wave on the notes' pitches: the floor (right pitch, no timbre).
+
+``*.mrstft`` is the multi-resolution STFT distance (the training loss) and
+``*.logmel_l1`` the mean absolute log-mel difference. ``f0.*`` compares the pitch
+torchaudio detects in the model's audio with the notes (cents error on frames
+both call voiced; voicing accuracy by level, since the detector has no voicing
+decision). ``voice_clf.*`` is the accuracy of a small voice classifier (log-mel
+statistics -> MLP, trained on real train-split audio): on real held-out audio
+(reference) and on *transferred* audio — each segment's f0 and loudness re-rendered
+in another voice, counted correct when classified as that voice.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+import torchaudio
+from torch import nn
+
+from .data import SegmentDataset, collate_segments
+from .features import (
+    FeatureSpec,
+    build_conditioning,
+    cents_between,
+    f0_and_voicing,
+    log_mel,
+    loudness_db,
+    onsets_from_f0,
+)
+from .losses import MultiResolutionSTFTLoss, logmel_l1
+from .model import SoundSourceModel
+from .notes import sine_render
+
+if TYPE_CHECKING:
+    from .task import MusicAudioTask
+
+__all__ = ["VoiceClassifier", "audio_conditioning", "f0_agreement", "quality_report"]
+
+
+def audio_conditioning(wave: torch.Tensor, spec: FeatureSpec) -> tuple[torch.Tensor, torch.Tensor]:
+    """Conditioning taken from a recording (f0 + loudness): [N] -> (cond [T, C], f0 [T])."""
+    n = wave.shape[-1] // spec.hop * spec.hop
+    wave = wave[:n]
+    loud = loudness_db(wave, spec)
+    f0, voiced_b = f0_and_voicing(wave, spec, loud)
+    voiced = voiced_b.float()
+    return build_conditioning(f0, voiced, onsets_from_f0(f0, voiced), loud), f0
+
+
+def f0_agreement(wave: torch.Tensor, ref_f0: torch.Tensor, ref_voiced: torch.Tensor,
+                 spec: FeatureSpec) -> tuple[float, float, int]:
+    """(mean absolute cents error on frames voiced in both, voicing accuracy, frames compared)."""
+    f0, voiced = f0_and_voicing(wave, spec)
+    t = min(f0.shape[0], ref_f0.shape[0])
+    ref_v = ref_voiced[:t].bool()
+    both = voiced[:t] & ref_v
+    cents = cents_between(f0[:t][both], ref_f0[:t][both])
+    err = float(cents.mean()) if cents.numel() else float("nan")
+    return err, float((voiced[:t] == ref_v).float().mean()), int(both.sum())
+
+
+class VoiceClassifier(nn.Module):
+    """Mean and std of log-mel bands over time -> 2-layer MLP -> voice."""
+
+    def __init__(self, voices: list[str], n_mels: int) -> None:
+        super().__init__()
+        self.voices = voices
+        self.norm = nn.BatchNorm1d(2 * n_mels, affine=False)
+        self.net = nn.Sequential(nn.Linear(2 * n_mels, 64), nn.ReLU(), nn.Linear(64, len(voices)))
+
+    @staticmethod
+    def features(wave: torch.Tensor, spec: FeatureSpec) -> torch.Tensor:
+        """[B, N] -> [B, 2 * n_mels]."""
+        mel = log_mel(wave, spec)  # [B, n_mels, T]
+        return torch.cat([mel.mean(-1), mel.std(-1)], dim=-1)
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        return self.net(self.norm(feats))
+
+    def predict(self, wave: torch.Tensor, spec: FeatureSpec) -> list[str]:
+        """Voice names for audio [B, N]."""
+        self.eval()
+        with torch.no_grad():
+            idx = self(self.features(wave, spec)).argmax(-1)
+        return [self.voices[i] for i in idx.tolist()]
+
+
+def train_voice_classifier(task: MusicAudioTask) -> VoiceClassifier | None:
+    """Fit the classifier on real train audio; ``None`` with fewer than two voices."""
+    sets = task.datasets()
+    if "train" not in sets:
+        return None
+    ds: SegmentDataset = sets["train"]
+    spec = task.feature_spec
+    n = min(len(ds), task.cfg.eval.classifier_segments)
+    idx = torch.linspace(0, len(ds) - 1, n).round().long().unique().tolist()
+    batch = collate_segments([ds[i] for i in idx])
+    voices = sorted(set(batch["voice"]))
+    if len(voices) < 2:
+        return None
+    gen = torch.Generator().manual_seed(0)
+    # The caller may be under no_grad (evaluation); fitting the classifier needs gradients.
+    # Its own seeded init keeps the global RNG (and so the trainer's resume) untouched.
+    with torch.enable_grad(), torch.random.fork_rng():
+        torch.manual_seed(0)
+        clf = VoiceClassifier(voices, spec.n_mels)
+        feats = VoiceClassifier.features(batch["audio"], spec)
+        labels = torch.tensor([voices.index(v) for v in batch["voice"]])
+        opt = torch.optim.Adam(clf.parameters(), lr=3e-3)
+        clf.train()
+        for _ in range(task.cfg.eval.classifier_steps):
+            pick = torch.randint(0, len(labels), (min(64, len(labels)),), generator=gen)
+            loss = nn.functional.cross_entropy(clf(feats[pick]), labels[pick])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return clf
+
+
+def _power_stft(x: torch.Tensor, spec: FeatureSpec) -> torch.Tensor:
+    """Power spectrogram [n_fft // 2 + 1, N // hop + 1] in GriffinLim's layout."""
+    window = torch.hann_window(spec.n_fft)
+    return torch.stft(x, spec.n_fft, spec.hop, window=window, return_complex=True).abs() ** 2
+
+
+def _fit(y: torch.Tensor, n: int) -> torch.Tensor:
+    """Cut or zero-pad ``y`` ([N']) to ``n`` samples."""
+    y = y[:n]
+    return torch.nn.functional.pad(y, (0, n - y.shape[-1]))
+
+
+def _pick(n: int, k: int) -> list[int]:
+    return torch.linspace(0, n - 1, min(n, k)).round().long().unique().tolist()
+
+
+@torch.no_grad()
+def quality_report(task: MusicAudioTask, model: SoundSourceModel, split: str) -> dict[str, float]:
+    """The metrics described in the module docstring, averaged over up to
+    ``eval.max_segments`` segments of ``split``."""
+    from torchsuite.core.errors import DataError
+
+    sets = task.datasets()
+    if split not in sets:
+        raise DataError(f"task 'music-audio' has no '{split}' split in '{task.data_dir}' "
+                        f"(it has: {', '.join(sets)}). Choose another split.")
+    ds: SegmentDataset = sets[split]
+    spec = task.feature_spec
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    mrstft = MultiResolutionSTFTLoss(task.cfg.loss.fft_sizes)
+    gl = torchaudio.transforms.GriffinLim(n_fft=spec.n_fft, hop_length=spec.hop, power=2.0,
+                                          n_iter=task.cfg.eval.griffin_lim_iters)
+    inv_mel = torchaudio.transforms.InverseMelScale(n_stft=spec.n_fft // 2 + 1,
+                                                    n_mels=spec.n_mels,
+                                                    sample_rate=spec.sample_rate)
+    if task._classifier is None:
+        task._classifier = train_voice_classifier(task) or False
+    clf: VoiceClassifier | bool = task._classifier
+    known = model.voice.voices()
+    sums: dict[str, float] = {}
+    counts: dict[str, int] = {}
+
+    def add(key: str, value: float) -> None:
+        if value == value:  # skip NaN (e.g. no voiced frame to compare)
+            sums[key] = sums.get(key, 0.0) + value
+            counts[key] = counts.get(key, 0) + 1
+
+    gen = torch.Generator().manual_seed(0)
+    for i in _pick(len(ds), task.cfg.eval.max_segments):
+        item = ds[i]
+        if item["voice"] not in known:
+            continue
+        x = item["audio"]
+        batch = collate_segments([item])
+        voice_id = model.voice.ids([item["voice"]]).to(device)
+        cond = build_conditioning(batch["f0"], batch["voiced"], batch["onset"], batch["loud"])
+        if item["notes"]:
+            cond[..., 3:5] = 0.0  # render from the notes alone
+        y = model(cond.to(device), batch["f0"].to(device), voice_id, generator=gen)[0].cpu()
+        real_mel = log_mel(x, spec)
+        y_gl = _fit(gl(_power_stft(x, spec)), x.shape[-1])
+        mel_power = torch.exp(real_mel) - 1e-5
+        pad = torch.zeros(spec.n_mels, 1)  # GL's frame count: N // hop + 1
+        y_glmel = _fit(gl(inv_mel(torch.cat([mel_power.clamp_min(0), pad], -1))), x.shape[-1])
+        y_sine = sine_render(item["f0"], item["voiced"], spec)
+        for name, wave in (("model", y), ("griffinlim", y_gl), ("griffinlim_mel", y_glmel),
+                           ("sine", y_sine)):
+            add(f"{name}.mrstft", float(mrstft(wave[None], x[None])))
+            add(f"{name}.logmel_l1", float(logmel_l1(log_mel(wave, spec), real_mel)))
+        err, vacc, _ = f0_agreement(y, item["f0"], item["voiced"], spec)
+        add("f0.model_cents", err)
+        add("f0.model_voicing_acc", vacc)
+        err, vacc, _ = f0_agreement(x, item["f0"], item["voiced"], spec)
+        add("f0.real_cents", err)  # the detector's own error on real audio: the best reachable
+        add("f0.real_voicing_acc", vacc)
+        if isinstance(clf, VoiceClassifier):
+            add("voice_clf.real_acc", float(clf.predict(x[None], spec)[0] == item["voice"]))
+            others = [v for v in clf.voices if v != item["voice"] and v in known]
+            if others:
+                target = others[i % len(others)]
+                a_cond, a_f0 = audio_conditioning(x, spec)
+                z = model(a_cond[None].to(device), a_f0[None].to(device),
+                          model.voice.ids([target]).to(device), generator=gen)[0].cpu()
+                add("voice_clf.transfer_acc", float(clf.predict(z[None], spec)[0] == target))
+    model.train(was_training)
+    if not sums:
+        raise DataError(
+            f"no segment of split '{split}' in '{task.data_dir}' has a voice this model knows "
+            f"({', '.join(known)}); evaluate on another split or fine-tune first."
+        )
+    return {k: sums[k] / counts[k] for k in sorted(sums)}
+
+
