@@ -142,6 +142,7 @@ class DatasetWriter:
         self._done: dict[str, list[ShardInfo]] = {}
         self._closed = False
         self.counts: dict[str, int] = {}
+        self._preprocess: dict[str, Any] = {}
 
     # -- context manager
     def __enter__(self) -> DatasetWriter:
@@ -196,6 +197,21 @@ class DatasetWriter:
         shard.size += len(data)
         self.counts[split] = self.counts.get(split, 0) + 1
         return split
+
+    def add_stats(self, name: str, stats: Any, split: str = "train") -> None:
+        """Store feature statistics in the manifest this writer writes on close.
+
+        Args:
+            name: Name to load them by (``preprocess.load_stats(data_dir, name)``).
+            stats: A :class:`~torchsuite.core.data.preprocess.FeatureStats`, typically
+                updated with the training records while they were added.
+            split: The split the statistics describe.
+        """
+        from .preprocess.stats import stats_entry  # local: preprocess imports this module
+
+        if stats.num_features is None:
+            raise DataError(f"Statistics {name!r} are empty (no rows seen); nothing to save.")
+        self._preprocess[name] = stats_entry(stats, split)
 
     def _new_shard(self, split: str) -> _OpenShard:
         k = len(self._done.setdefault(split, []))
@@ -277,6 +293,8 @@ class DatasetWriter:
                 for split, shards in sorted(self._done.items())
             },
         }
+        if self._preprocess:
+            manifest["preprocess"] = self._preprocess
         final = self.out_dir / MANIFEST_NAME
         old: Manifest | None = None
         if final.exists():  # overwrite=True (checked in __init__)

@@ -9,7 +9,8 @@
   :class:`PCATransform` module (optionally whitening) and a :class:`PCAReport`;
 * :mod:`.balance` — :class:`SamplingPlan` for ``ShardStream(..., sampling=plan)``
   (deterministic, resumable class/bucket balancing), :func:`class_loss_weights`,
-  :class:`ClassMixReport`, :func:`read_labels`, :func:`bucketize`, :func:`class_mix`;
+  :class:`ClassMixReport`, :func:`read_labels` / :func:`save_labels` / :func:`load_labels`,
+  :func:`bucketize`, :func:`class_mix`;
 * :mod:`.clean` — :func:`clean_rows`, :class:`RecordCleaner` (NaN/Inf, duplicates,
   robust z-score outliers, counted in a :class:`CleaningReport`).
 
@@ -18,12 +19,13 @@ Typical use in a task::
     # prepare(): after writing the shards
     stats = compute_stats(out_dir, "train", key="sensors")
     save_stats(out_dir, "sensors", stats)
+    save_labels(out_dir, "train", "maneuver", read_labels(out_dir, "train", key="maneuver"))
 
     # build_model(): normalisation is the model's first layer
     model = nn.Sequential(Normalize.from_stats(load_stats(data_dir, "sensors")), net)
 
     # dataloader("train"): maneuver classes balanced in the stream
-    plan = SamplingPlan(read_labels(data_dir, "train", key="maneuver"), "balanced")
+    plan = SamplingPlan(load_labels(data_dir, "train", "maneuver"), "balanced")
     stream = ShardStream(data_dir, "train", sampling=plan)
 """
 
@@ -34,7 +36,9 @@ from .balance import (
     bucketize,
     class_loss_weights,
     class_mix,
+    load_labels,
     read_labels,
+    save_labels,
 )
 from .clean import (
     CleaningReport,
@@ -68,11 +72,13 @@ __all__ = [
     "compute_stats",
     "duplicate_rows",
     "fit_pca",
+    "load_labels",
     "load_stats",
     "nonfinite_rows",
     "outlier_rows",
     "read_labels",
     "robust_zscore",
     "sample_rows",
+    "save_labels",
     "save_stats",
 ]

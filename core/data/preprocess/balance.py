@@ -32,6 +32,8 @@ Example::
 from __future__ import annotations
 
 import hashlib
+import io
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +45,8 @@ import torch
 from ...errors import ConfigError, DataError
 from .._manifest import read_manifest
 from .._order import feistel_permute
-from ..shards import ShardReader
+from ..shards import ShardReader, _write_synced
+from ._store import get_entry, put_entry
 
 __all__ = [
     "BalancedOrder",
@@ -52,7 +55,9 @@ __all__ = [
     "bucketize",
     "class_loss_weights",
     "class_mix",
+    "load_labels",
     "read_labels",
+    "save_labels",
 ]
 
 Target = str | Mapping[Any, float]
@@ -353,3 +358,66 @@ def read_labels(data_dir: str | Path, split: str = "train",
                 lab = lab.item()
             out.append(lab)
     return np.asarray(out)
+
+
+def _labels_file(split: str, name: str) -> str:
+    return f"labels-{split}-{name}.npy"
+
+
+def save_labels(data_dir: str | Path, split: str, name: str,
+                labels: Sequence[Any] | np.ndarray) -> Path:
+    """Save one label per record of ``split`` next to the manifest, so training can build a
+    :class:`SamplingPlan` without decoding every record (:func:`load_labels`).
+
+    The ``.npy`` file is written atomically and its blake2b, record count and split are
+    recorded in the manifest's ``"preprocess"`` section.
+
+    Returns:
+        The label file.
+    """
+    m = read_manifest(data_dir)
+    arr = np.asarray(labels)
+    n = m.split(split).num_records
+    if arr.ndim != 1 or len(arr) != n:
+        raise DataError(f"save_labels: split {split!r} of {m.path} has {n} records, got labels "
+                        f"of shape {arr.shape}. Pass one label per record, in split order.")
+    if arr.dtype.hasobject:
+        raise DataError("save_labels: labels must be numbers or strings (not objects).")
+    if not name or os.sep in name or name.startswith("."):
+        raise ValueError(f"invalid label name {name!r}")
+    buf = io.BytesIO()
+    np.save(buf, arr, allow_pickle=False)
+    data = buf.getvalue()
+    path = m.root / _labels_file(split, name)
+    _write_synced(path, data)
+    put_entry(data_dir, f"labels/{split}/{name}", {
+        "kind": "labels", "split": split, "file": path.name, "records": n,
+        "blake2b": hashlib.blake2b(data, digest_size=32).hexdigest()})
+    return path
+
+
+def load_labels(data_dir: str | Path, split: str, name: str) -> np.ndarray:
+    """Labels saved by :func:`save_labels`, checked against the manifest.
+
+    Raises:
+        DataError: None saved under that name, or the file is missing, damaged or from
+            another version of the data set.
+    """
+    m, entry = get_entry(
+        data_dir, f"labels/{split}/{name}", "labels",
+        f"Save them with save_labels(data_dir, {split!r}, {name!r}, labels) (labels from "
+        f"read_labels(data_dir, {split!r}, key=...)), or re-run prepare.")
+    path = m.root / entry["file"]
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError as e:
+        raise DataError(f"Label file {path} listed in {m.path} is missing; save the labels "
+                        "again (save_labels) or re-run prepare.") from e
+    if hashlib.blake2b(data, digest_size=32).hexdigest() != entry["blake2b"]:
+        raise DataError(f"Label file {path} does not match {m.path} (checksum mismatch); save "
+                        "the labels again (save_labels) or re-run prepare.")
+    arr = np.load(io.BytesIO(data), allow_pickle=False)
+    if len(arr) != m.split(split).num_records:
+        raise DataError(f"Label file {path} has {len(arr)} labels, split {split!r} has "
+                        f"{m.split(split).num_records} records; save the labels again.")
+    return arr

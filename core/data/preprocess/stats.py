@@ -20,9 +20,7 @@ Example::
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +30,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from ...errors import DataError
 from .._manifest import read_manifest
-from ..shards import ShardReader, _write_synced
+from ..shards import ShardReader
+from ._store import get_entry, put_entry
 
 __all__ = [
     "FeatureStats",
@@ -388,53 +387,36 @@ def compute_stats(
 # --------------------------------------------------------------------------- persistence
 
 
-@dataclass(frozen=True)
-class _Saved:
-    path: Path
-    raw: dict[str, Any]
-
-
-def _load_raw(data_dir: str | Path) -> _Saved:
-    m = read_manifest(data_dir)  # validates format and version
-    return _Saved(m.path, json.loads(m.path.read_text("utf-8")))
-
-
 def save_stats(data_dir: str | Path, name: str, stats: FeatureStats, *,
                split: str = "train") -> Path:
     """Store ``stats`` under ``name`` in the data set's ``manifest.json`` (section
     ``"preprocess"``), atomically (temp file + fsync + rename); shards are untouched.
 
     A data set rewritten by ``DatasetWriter`` gets a fresh manifest, so statistics of
-    the old data never survive into the new one.
+    the old data never survive into the new one. (Inside ``prepare`` you can instead
+    call ``DatasetWriter.add_stats`` before the writer closes.)
 
     Returns:
         The manifest path.
     """
     if stats.num_features is None:
         raise DataError(f"Statistics {name!r} are empty (no rows seen); nothing to save.")
-    saved = _load_raw(data_dir)
-    section = saved.raw.setdefault("preprocess", {})
-    section[name] = {"kind": "feature_stats", "split": split, **stats.to_dict()}
-    _write_synced(saved.path, json.dumps(saved.raw, indent=1).encode("utf-8"))
-    return saved.path
+    return put_entry(data_dir, name, stats_entry(stats, split))
+
+
+def stats_entry(stats: FeatureStats, split: str) -> dict[str, Any]:
+    """The manifest entry for ``stats``."""
+    return {"kind": "feature_stats", "split": split, **stats.to_dict()}
 
 
 def load_stats(data_dir: str | Path, name: str) -> FeatureStats:
-    """Statistics saved by :func:`save_stats`.
+    """Statistics saved by :func:`save_stats` (or ``DatasetWriter.add_stats``).
 
     Raises:
         DataError: The manifest has no statistics called ``name`` (naming the ones it has).
     """
-    saved = _load_raw(data_dir)
-    section = saved.raw.get("preprocess") or {}
-    entry = section.get(name)
-    if not isinstance(entry, dict) or entry.get("kind") != "feature_stats":
-        have = sorted(k for k, v in section.items()
-                      if isinstance(v, dict) and v.get("kind") == "feature_stats")
-        raise DataError(
-            f"{saved.path} holds no feature statistics called {name!r} (it has {have}). "
-            f"Compute them with compute_stats(...) and save_stats(data_dir, {name!r}, stats), "
-            f"or run the task's prepare again."
-        )
+    _, entry = get_entry(
+        data_dir, name, "feature_stats",
+        f"Compute them with compute_stats(...) and save_stats(data_dir, {name!r}, stats), "
+        "or run the task's prepare again.")
     return FeatureStats.from_dict(entry)
-

@@ -132,3 +132,24 @@ def test_bucket_balancing_by_length() -> None:
     plan = SamplingPlan(buckets, {0: 0.5, 2: 0.5})
     assert plan.classes == [0, 2]
     assert plan.expected_repeats() == pytest.approx({0: 1000 * 0.5 / 900, 2: 5.0})
+
+
+def test_labels_saved_with_the_manifest(labelled: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from torchsuite.core.data.preprocess import load_labels, save_labels
+
+    path = tmp_path / "copy"
+    shutil.copytree(labelled, path)
+    labels = read_labels(path, "train", key="maneuver")
+    save_labels(path, "train", "maneuver", labels)
+    got = load_labels(path, "train", "maneuver")
+    assert got.tolist() == labels.tolist()
+    with pytest.raises(DataError, match="has 1000 records"):
+        save_labels(path, "train", "short", labels[:10])
+    with pytest.raises(DataError, match=r"no labels called 'labels/train/other'"):
+        load_labels(path, "train", "other")
+    f = path / "labels-train-maneuver.npy"
+    f.write_bytes(f.read_bytes()[:-4] + b"xxxx")
+    with pytest.raises(DataError, match="checksum mismatch"):
+        load_labels(path, "train", "maneuver")

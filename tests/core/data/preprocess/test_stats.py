@@ -106,3 +106,17 @@ def test_records_with_another_feature_count_are_named(tmp_path: Path) -> None:
         w.add({"x": torch.zeros(3, 5)}, "train")
     with pytest.raises(DataError, match="Record 1 of split 'train' has 5 features"):
         compute_stats(tmp_path / "d", key="x")
+
+
+def test_writer_stores_stats_gathered_while_writing(tmp_path: Path) -> None:
+    x = _data(50, 3)
+    stats = FeatureStats()
+    with DatasetWriter(tmp_path / "d") as w:
+        for row in x:
+            split = w.add({"x": torch.from_numpy(row.copy())}, "train")
+            if split == "train":
+                stats.update(row[None])
+        w.add_stats("x", stats)
+    got = load_stats(tmp_path / "d", "x")
+    np.testing.assert_allclose(got.mean, x.mean(0))
+    assert got.count.tolist() == [50, 50, 50]
