@@ -111,6 +111,8 @@ class Manifest:
         splits: Split name -> :class:`SplitInfo`.
         meta: Free-form metadata given to the writer (vocabulary, sample rate, ...).
         created: ISO-8601 creation time (UTC).
+        preprocess: Entries saved with the data set by ``torchsuite.core.data.preprocess``
+            (feature statistics, label files), by name.
     """
 
     path: Path
@@ -120,6 +122,7 @@ class Manifest:
     splits: dict[str, SplitInfo]
     meta: dict[str, Any] = field(default_factory=dict)
     created: str = ""
+    preprocess: dict[str, Any] = field(default_factory=dict)
 
     @property
     def root(self) -> Path:
@@ -205,6 +208,7 @@ def read_manifest(data_dir: str | Path) -> Manifest:
             splits=splits,
             meta=dict(raw.get("meta") or {}),
             created=str(raw.get("created", "")),
+            preprocess=dict(raw.get("preprocess") or {}),
         )
     except (KeyError, TypeError, AttributeError) as e:
         raise DataError(

@@ -107,7 +107,7 @@ class FeatureStats:
         rows = as_rows(x, self.feature_dim)
         if self.num_features is not None and rows.shape[1] != self.num_features:
             raise ValueError(f"expected {self.num_features} features along dim "
-                             f"{self.feature_dim}, got {rows.shape[1]} (shape {tuple(x.shape)})")
+                             f"{self.feature_dim}, got {rows.shape[1]} (shape {np.shape(x)})")
         return self.update_rows(rows)
 
     def update_rows(self, rows: np.ndarray) -> FeatureStats:

@@ -120,3 +120,13 @@ def test_writer_stores_stats_gathered_while_writing(tmp_path: Path) -> None:
     got = load_stats(tmp_path / "d", "x")
     np.testing.assert_allclose(got.mean, x.mean(0))
     assert got.count.tolist() == [50, 50, 50]
+
+
+def test_manifest_lists_saved_entries(tmp_path: Path) -> None:
+    from torchsuite.core.data import read_manifest
+
+    path = _write_features(tmp_path / "d", _data(30, 4))
+    assert read_manifest(path).preprocess == {}
+    save_stats(path, "feat", compute_stats(path, key="feat", feature_dim=-2))
+    entry = read_manifest(path).preprocess["feat"]
+    assert entry["kind"] == "feature_stats" and entry["split"] == "train"
