@@ -67,7 +67,7 @@ def train_sentencepiece(
             character_coverage=character_coverage,
             pad_id=PAD, unk_id=UNK, bos_id=BOS, eos_id=EOS,
             hard_vocab_limit=False,
-            input_sentence_size=len(sentences),
+            input_sentence_size=0,  # all of them: the reservoir already bounds the sample
             shuffle_input_sentence=False,  # the reservoir is already a random sample
             num_threads=2,
             minloglevel=2,

@@ -119,7 +119,7 @@ def small_data() -> Callable[..., TranslationData]:
     return _small_data
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def toy_pairs() -> Callable[..., list[tuple[str, str]]]:
     """``toy_pairs(n, seed=0)``: distinct (german, english) toy pairs."""
     return make_toy_pairs
