@@ -29,6 +29,8 @@ __all__ = ["DriveResult", "Policy", "run_scenario", "summarize"]
 
 class Policy(Protocol):
     name: str
+    #: False for policies that read the world state directly (expert, baseline).
+    uses_sensors: bool
 
     def act(self, world: World, obs: dict[str, np.ndarray]) -> Plan: ...
 
@@ -62,6 +64,8 @@ def run_scenario(
     *,
     on_step: Callable[[World, dict[str, np.ndarray], Plan, float], None] | None = None,
     max_steps: int | None = None,
+    perturb: Callable[[World, float, float], tuple[float, float]] | None = None,
+    sense_every: int = 1,
 ) -> DriveResult:
     """Drive ``scenario`` with ``policy`` through the shared tracker; return the metrics.
 
@@ -69,6 +73,12 @@ def run_scenario(
         on_step: Called every step with ``(world, sensors, plan, accel_cmd)`` (recording
             drives, making replays).
         max_steps: Hard cap on simulation steps (tests).
+        perturb: Maps ``(world, accel, steer)`` to the command actually executed
+            (noise injection while recording expert drives); the policy's plan is
+            unchanged, so recorded labels stay the expert's corrective intent.
+        sense_every: For policies that drive from the world state (``uses_sensors`` is
+            false: expert, baseline), read the sensors only every N-th step; ``on_step``
+            then gets an empty dict in between (recording keeps every N-th frame anyway).
     """
     world = World(scenario)
     sensors = Sensors(sensor_cfg or SensorConfig(), scenario.seed)
@@ -77,12 +87,16 @@ def run_scenario(
     res = DriveResult(scenario.seed, 0.0, 0.0, 0, 0, 0)
     prev_a = world.ego.a
     steps = 0
+    needs_obs = getattr(policy, "uses_sensors", True)
     while not world.done and (max_steps is None or steps < max_steps):
-        obs = sensors.read(world)
+        due = needs_obs or world.step_count % max(sense_every, 1) == 0
+        obs = sensors.read(world) if due else {}
         plan = policy.act(world, obs)
         accel, steer = tracker.control(plan, world.ego.v, world.dt)
         if on_step is not None:
             on_step(world, obs, plan, accel)
+        if perturb is not None:
+            accel, steer = perturb(world, accel, steer)
         world.step(accel, steer)
         steps += 1
         e = world.ego

@@ -117,6 +117,7 @@ class ExpertPolicy:
     """Lattice local planner + ACC, following the A* route's lane needs."""
 
     name = "expert"
+    uses_sensors = False
     horizon = np.arange(1, 9) * 0.5  # collision check times (s)
 
     def __init__(self) -> None:
@@ -145,8 +146,19 @@ class ExpertPolicy:
         ds = np.abs(s_o - s_traj[:, None])
         dd = np.abs(tr["d"][None, :] - d_traj[:, None])
         hit = (ds < (tr["length"] + EGO_LENGTH)[None, :] / 2 + 1.5) & (
-            dd < (tr["width"] + EGO_WIDTH)[None, :] / 2 + 0.2)
+            dd < (tr["width"] + EGO_WIDTH)[None, :] / 2 + 0.5)
         return bool(hit.any())
+
+    def _follower_unsafe(self, world: World, lane: int) -> bool:
+        """MOBIL-style safety: a car behind in ``lane`` is too close for us to cut in."""
+        tr, e = world.tr, world.ego
+        if not len(tr["s"]):
+            return False
+        occ = lane_occupancy(tr["d"], tr["width"], world.path.lanes)[:, lane]
+        gap = e.s - tr["s"] - (tr["length"] + EGO_LENGTH) / 2
+        behind = occ & (tr["s"] < e.s) & (gap > -0.5)
+        need = 3.0 + 0.6 * tr["v"] + 2.5 * np.maximum(tr["v"] - e.v, 0.0)
+        return bool((behind & (gap < need)).any())
 
     def act(self, world: World, obs: dict[str, np.ndarray] | None = None) -> Plan:
         e, path = world.ego, world.path
@@ -167,6 +179,7 @@ class ExpertPolicy:
             a, emergency = acc_accel(e.v, v_des, gap, v_lead, self.prev_a, world.dt)
             # A lane blocked by something standing still costs far more than a detour.
             blocked = 20.0 if (gap < 30.0 and v_lead < 0.5) else 0.0
+            unsafe = lane != cur and self._follower_unsafe(world, lane)
             v_traj = np.maximum(e.v + a * t, 0.0)
             s_traj = e.s + (e.v + v_traj) / 2 * t
             for T in (3.0, 4.5):
@@ -175,6 +188,7 @@ class ExpertPolicy:
                 lat_acc = np.abs(np.diff(d_traj, 2)).max() / 0.25 if len(t) > 2 else 0.0
                 cost = (
                     100.0 * collide
+                    + 100.0 * unsafe
                     + blocked
                     + 2.0 * max(v_des - float(v_traj[-1]), 0.0) / max(v_des, 1.0) * 5
                     + 0.5 * lat_acc
@@ -204,9 +218,21 @@ class BaselinePolicy:
     """Lane keeping on the starting lane + IDM on the car ahead; no planning."""
 
     name = "baseline"
+    uses_sensors = False
 
     def __init__(self) -> None:
         self.lane: int | None = None
+
+    def _follower_unsafe(self, world: World, lane: int) -> bool:
+        """MOBIL-style safety: a car behind in ``lane`` is too close for us to cut in."""
+        tr, e = world.tr, world.ego
+        if not len(tr["s"]):
+            return False
+        occ = lane_occupancy(tr["d"], tr["width"], world.path.lanes)[:, lane]
+        gap = e.s - tr["s"] - (tr["length"] + EGO_LENGTH) / 2
+        behind = occ & (tr["s"] < e.s) & (gap > -0.5)
+        need = 3.0 + 0.6 * tr["v"] + 2.5 * np.maximum(tr["v"] - e.v, 0.0)
+        return bool((behind & (gap < need)).any())
 
     def act(self, world: World, obs: dict[str, np.ndarray] | None = None) -> Plan:
         e, path = world.ego, world.path

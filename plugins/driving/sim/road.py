@@ -17,8 +17,10 @@ import numpy as np
 __all__ = ["TURN_LEFT", "TURN_RIGHT", "TURN_STRAIGHT", "Edge", "Town", "make_town", "turn_kind"]
 
 LANE_WIDTH = 3.5
-#: Roads start/stop this far from the node centre; the gap is the intersection box.
-INTERSECTION_RADIUS = 9.0
+#: Roads start/stop this far from the node centre; the gap is the intersection box. Large
+#: enough that the kerb lane of a right turn (5.25 m inside the centreline) keeps a radius
+#: above the ego's minimum turning radius (WHEELBASE / tan(MAX_STEER) = 4 m).
+INTERSECTION_RADIUS = 16.0
 TURN_STRAIGHT, TURN_LEFT, TURN_RIGHT = 0, 1, 2
 
 

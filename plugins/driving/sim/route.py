@@ -170,10 +170,17 @@ class Path:
         normal = np.stack([-np.sin(hd), np.cos(hd)], -1)
         return base + normal * np.asarray(d, dtype=np.float64)[..., None], hd
 
-    def project(self, xy: np.ndarray, s_hint: float, window: float = 30.0) -> tuple[float, float]:
-        """World point -> Frenet ``(s, d)``, searching ``s_hint ± window``."""
+    def project(self, xy: np.ndarray, s_hint: float, window: float = 30.0,
+                ahead: float | None = None) -> tuple[float, float]:
+        """World point -> Frenet ``(s, d)``, searching ``s_hint - window .. s_hint + ahead``.
+
+        ``ahead`` defaults to ``window``. A short window keeps a moving car's ``s``
+        continuous where the corridor bends back near itself (a tight turn whose exit
+        road passes close to the car cutting the corner).
+        """
+        ahead = window if ahead is None else ahead
         lo = max(int((s_hint - window) / self.ds), 0)
-        hi = min(int((s_hint + window) / self.ds) + 1, len(self.s))
+        hi = min(int((s_hint + ahead) / self.ds) + 1, len(self.s))
         rel = xy[None, :] - self.xy[lo:hi]
         k = int(np.argmin((rel**2).sum(1)))
         hd = self.heading[lo + k]

@@ -11,6 +11,7 @@ the scenario seed, so a seed reproduces a drive exactly.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -110,6 +111,15 @@ def make_scenario(seed: int, cfg: ScenarioConfig | None = None) -> Scenario:
         "kind": kind,
         "forced_accel": np.full(len(s), np.nan),
     }
+    # Nobody starts faster than it can follow its leader at the IDM headway (a car
+    # placed right behind a parked one would otherwise crash before it can brake).
+    act_s = np.append(traffic["s"], ego_s)
+    act_d = np.append(d, path.lane_center(ego_lane))
+    act_len = np.append(traffic["length"], EGO_LENGTH)
+    occ = lane_occupancy(act_d, np.append(traffic["width"], EGO_WIDTH), path.lanes)
+    gap, _, _ = leader_gaps(act_s, np.append(traffic["v"], 0.0), act_len, occ,
+                            np.append(lane, ego_lane))
+    traffic["v"] = np.minimum(traffic["v"], np.maximum(gap[:-1] - 2.0, 0.0) / 1.4)
     limit_time = path.length / 4.0 + 20.0
     return Scenario(seed, town, route, path, traffic, ego_s, ego_lane, limit_time, cfg)
 
@@ -149,6 +159,7 @@ class World:
         self._rng = np.random.default_rng([scenario.seed, 7])
         self._lc_timer = self._rng.uniform(0, 1.0, len(self.tr["s"]))
         self._lat_v = np.zeros(len(self.tr["s"]))
+        self._tw_cache: tuple[int, Any] | None = None
 
     # ------------------------------------------------------------------ queries
     @property
@@ -170,13 +181,17 @@ class World:
     def traffic_world(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Traffic boxes in world frame: centre [N, 2], heading [N], length, width, velocity
         [N, 2]."""
+        if self._tw_cache is not None and self._tw_cache[0] == self.step_count:
+            return self._tw_cache[1]  # every sensor asks for it in the same step
         tr = self.tr
         xy, hd = self.path.to_world(tr["s"], tr["d"])
         if len(tr["s"]):
             # Heading follows the lateral motion during lane changes.
             hd = hd + np.arctan2(self._lat_v, np.maximum(tr["v"], 1.0))
         vel = np.stack([np.cos(hd), np.sin(hd)], -1) * tr["v"][:, None]
-        return xy, hd, tr["length"], tr["width"], vel
+        out = (xy, hd, tr["length"], tr["width"], vel)
+        self._tw_cache = (self.step_count, out)
+        return out
 
     # ------------------------------------------------------------------ dynamics
     def step(self, accel_cmd: float, steer_cmd: float) -> None:
@@ -201,7 +216,9 @@ class World:
         e.x += v_mid * np.cos(e.yaw) * dt
         e.y += v_mid * np.sin(e.yaw) * dt
         e.v, e.a = v_new, a
-        e.s, e.d = self.path.project(np.array([e.x, e.y]), e.s)
+        # The car moves at most v*dt per step: search just around the last s.
+        reach = 1.0 + 1.5 * v_mid * dt
+        e.s, e.d = self.path.project(np.array([e.x, e.y]), e.s, window=reach, ahead=reach)
 
     def _step_traffic(self) -> None:
         tr, dt, path = self.tr, self.dt, self.path
@@ -218,7 +235,16 @@ class World:
         limit = path.at(tr["s"], "speed_limit")
         v0 = np.where(tr["kind"] == KIND_MOVING, np.minimum(tr["v0"], 1.05 * limit), tr["v0"])
         v0 = np.minimum(v0, v_curve)
-        acc = idm_accel(tr["v"], v0, gap[:n], tr["v"] - v_lead[:n])
+        gap, v_lead = gap[:n], v_lead[:n]
+        # While moving over, whatever stands in the lane being left still counts.
+        cur = path.lane_of(tr["d"])
+        changing = cur != tr["lane"]
+        if changing.any():
+            lane_cur = np.append(cur, path.lane_of(self.ego.d))
+            g2, v2, _ = leader_gaps(act["s"], act["v"], act["length"], occ, lane_cur)
+            closer = changing & (g2[:n] < gap)
+            gap, v_lead = np.where(closer, g2[:n], gap), np.where(closer, v2[:n], v_lead)
+        acc = idm_accel(tr["v"], v0, gap, tr["v"] - v_lead)
         acc = np.where(np.isnan(tr["forced_accel"]), np.clip(acc, -9.0, 2.0), tr["forced_accel"])
         acc = np.where(tr["kind"] == KIND_PARKED, 0.0, acc)
         # Lane changes (MOBIL), decided about once per second per vehicle.

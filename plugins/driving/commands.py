@@ -1,0 +1,138 @@
+"""``suite drive evaluate`` and ``suite drive replay``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from typing import Any
+
+import numpy as np
+from torchsuite.core import SuiteError
+from torchsuite.core.cli_args import add_config_arguments, task_from_run
+
+from .closed_loop import run_scenario, summarize
+from .expert import BaselinePolicy, ExpertPolicy
+from .policy import ABLATABLE, LearnedPolicy, load_planner
+from .sim.world import make_scenario
+
+__all__ = ["configure_evaluate", "configure_replay", "evaluate", "replay"]
+
+COLUMNS = (
+    ("driving_score", "score", "{:.3f}"),
+    ("route_completion", "compl", "{:.3f}"),
+    ("collisions_per_km", "coll/km", "{:.2f}"),
+    ("offroad_per_km", "offrd/km", "{:.2f}"),
+    ("jerk_rms", "jerk_rms", "{:.2f}"),
+    ("lat_acc_max", "latacc_max", "{:.2f}"),
+    ("headway_mean", "headway_s", "{:.2f}"),
+    ("ttc_min", "ttc_min_s", "{:.2f}"),
+    ("speed_err", "v_err", "{:.2f}"),
+    ("km", "km", "{:.2f}"),
+)
+
+
+def format_table(rows: dict[str, dict[str, Any]]) -> str:
+    """A markdown table: one row per policy."""
+    head = "| policy | " + " | ".join(c[1] for c in COLUMNS) + " |"
+    sep = "|---" * (len(COLUMNS) + 1) + "|"
+    lines = [head, sep]
+    for name, m in rows.items():
+        cells = [fmt.format(m[key]) if math.isfinite(m[key]) else str(m[key])
+                 for key, _, fmt in COLUMNS]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def configure_evaluate(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--from", dest="from_", required=True, help="run directory or name")
+    p.add_argument("--scenarios", type=int, default=None,
+                   help="held-out scenarios per policy (default: eval.scenarios)")
+    p.add_argument("--no-ablations", action="store_true", help="skip the sensor ablations")
+    p.add_argument("--policies", default="learned,expert,baseline",
+                   help="comma list among learned, expert, baseline")
+    add_config_arguments(p)
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    task, run = task_from_run(args.from_, args, "driving")
+    n = args.scenarios or task.cfg.eval.scenarios
+    if n < 1:
+        raise SuiteError(f"--scenarios must be >= 1, got {n}.")
+    wanted = [p.strip() for p in args.policies.split(",") if p.strip()]
+    bad = [p for p in wanted if p not in ("learned", "expert", "baseline")]
+    if bad:
+        raise SuiteError(f"--policies: unknown {bad}; choose among learned, expert, baseline.")
+    model = load_planner(task, run) if "learned" in wanted else None
+    factories: dict[str, Any] = {}
+    for p in wanted:
+        if p == "learned":
+            factories["learned"] = lambda: LearnedPolicy(model)
+        elif p == "expert":
+            factories["expert"] = ExpertPolicy
+        else:
+            factories["baseline"] = BaselinePolicy
+    if model is not None and not args.no_ablations:
+        for s in ABLATABLE:
+            factories[f"learned -{s}"] = (lambda s=s: LearnedPolicy(model, drop=(s,)))
+    sc_cfg, sen_cfg = task.scenario_config(), task.sensor_config()
+    seeds = [task.cfg.eval.seed_offset + i for i in range(n)]
+    rows: dict[str, dict[str, Any]] = {}
+    for name, make in factories.items():
+        results = []
+        for k, seed in enumerate(seeds):
+            results.append(run_scenario(make_scenario(seed, sc_cfg), make(), sen_cfg))
+            if (k + 1) % 10 == 0 or k + 1 == n:
+                print(f"{name}: {k + 1}/{n} scenarios", file=sys.stderr, flush=True)
+        rows[name] = summarize(results)
+    table = format_table(rows)
+    print(table)
+    if "expert" in rows and "learned" in rows:
+        e, lrn = rows["expert"], rows["learned"]
+        ratio = lrn["driving_score"] / max(e["driving_score"], 1e-9)
+        print(f"learned/expert driving score = {ratio:.3f} (goal >= 0.90); collisions/km "
+              f"{lrn['collisions_per_km']:.2f} vs expert {e['collisions_per_km']:.2f} "
+              f"(goal <= 2x)")
+    out = run / "samples"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "drive_eval.json").write_text(json.dumps(
+        {"scenarios": n, "seeds": [seeds[0], seeds[-1]], "rows": rows}, indent=1))
+    (out / "drive_eval.md").write_text(table + "\n")
+    print(f"wrote {out / 'drive_eval.json'} and {out / 'drive_eval.md'}")
+    return 0
+
+
+def configure_replay(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--from", dest="from_", required=True, help="run directory or name")
+    p.add_argument("--scenario", type=int, default=0, help="held-out scenario index K")
+    p.add_argument("--policy", default="learned", choices=("learned", "expert", "baseline"))
+    p.add_argument("--every", type=int, default=2, help="keep every N-th frame in the GIF")
+    add_config_arguments(p)
+
+
+def replay(args: argparse.Namespace) -> int:
+    from .replay import render_frame
+
+    task, run = task_from_run(args.from_, args, "driving")
+    if args.policy == "learned":
+        policy: Any = LearnedPolicy(load_planner(task, run))
+    else:
+        policy = ExpertPolicy() if args.policy == "expert" else BaselinePolicy()
+    seed = task.cfg.eval.seed_offset + args.scenario
+    sc = make_scenario(seed, task.scenario_config())
+    frames = []
+
+    def grab(world: Any, obs: dict[str, np.ndarray], plan: Any, accel: float) -> None:
+        if world.step_count % max(args.every, 1) == 0:
+            frames.append(render_frame(world, obs, plan))
+
+    res = run_scenario(sc, policy, task.sensor_config(), on_step=grab)
+    out = run / "samples" / f"replay_{args.policy}_{args.scenario}.gif"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    frames[0].save(out, save_all=True, append_images=frames[1:],
+                   duration=int(100 * max(args.every, 1)), loop=0)
+    print(f"scenario {args.scenario} (seed {seed}): completion {res.completion:.2f}, "
+          f"score {res.score:.3f}, collisions {res.collisions_vehicle + res.collisions_static}")
+    print(f"wrote {out} ({len(frames)} frames)")
+    return 0

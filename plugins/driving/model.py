@@ -1,0 +1,167 @@
+"""The learned planner: camera + LiDAR-BEV + radar/IMU/route fusion, GRU waypoint decoder.
+
+Inputs (a batch dict, the sensor fields of a record):
+    camera ``uint8 [B, 3, H, H]``, lidar ``[B, R]`` ranges, radar ``[B, K, 4]``,
+    imu ``[B, 4]``, route ``[B, 10]``.
+Outputs: waypoints ``[B, N, 2]`` (ego frame, m), target speed ``[B]`` (m/s) and
+acceleration ``[B]`` (m/s²).
+
+Camera branch: a slim ResNet from torchvision's ``BasicBlock`` (default; fast on CPU) or
+``torchvision.models.resnet18(weights=None)``. LiDAR branch: ranges are scattered into a
+bird's-eye occupancy grid aligned with the camera raster, then a small ResNet. Fusion:
+``concat`` (pooled features + MLP) or ``transformer`` (TransFuser-style self-attention
+over camera tokens, LiDAR tokens and a state token).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torchvision
+from torch import nn
+from torchvision.models.resnet import BasicBlock
+
+__all__ = ["FusionPlanner", "lidar_bev"]
+
+
+def _stage(cin: int, cout: int, stride: int) -> nn.Sequential:
+    down = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+    return nn.Sequential(BasicBlock(cin, cout, stride, down), BasicBlock(cout, cout))
+
+
+class SlimResNet(nn.Module):
+    """A ResNet from torchvision's BasicBlock with narrow stages: [B,C,H,H] -> [B,w,H/8,H/8]."""
+
+    def __init__(self, in_ch: int, width: int) -> None:
+        super().__init__()
+        w = width
+        self.stem = nn.Sequential(nn.Conv2d(in_ch, w // 4, 3, 2, 1, bias=False),
+                                  nn.BatchNorm2d(w // 4), nn.ReLU(inplace=True))
+        self.body = nn.Sequential(_stage(w // 4, w // 2, 2), _stage(w // 2, w, 2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(self.stem(x))
+
+
+class ResNet18Features(nn.Module):
+    """torchvision resnet18 (random init) up to layer3 + 1x1 projection: -> [B,w,H/16,H/16]."""
+
+    def __init__(self, in_ch: int, width: int) -> None:
+        super().__init__()
+        net = torchvision.models.resnet18(weights=None)
+        if in_ch != 3:
+            net.conv1 = nn.Conv2d(in_ch, 64, 7, 2, 3, bias=False)
+        self.features = nn.Sequential(net.conv1, net.bn1, net.relu, net.layer1, net.layer2,
+                                      net.layer3)
+        self.proj = nn.Conv2d(256, width, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # The max-pool is skipped: the 64x64 raster is already small.
+        return self.proj(self.features(x))
+
+
+def lidar_bev(ranges: torch.Tensor, size: int, res: float, ego_row: int,
+              max_range: float) -> torch.Tensor:
+    """Scatter LiDAR returns into an ego-centric occupancy grid like the camera raster.
+
+    Args:
+        ranges: ``[B, R]`` ranges at azimuths ``2πk/R``.
+
+    Returns:
+        ``[B, 1, size, size]`` occupancy (1 where at least one return fell in the cell).
+    """
+    b, r = ranges.shape
+    ang = torch.arange(r, device=ranges.device, dtype=ranges.dtype) * (2 * math.pi / r)
+    x, y = ranges * torch.cos(ang), ranges * torch.sin(ang)  # [B, R]
+    row = (ego_row - x / res).floor().long()
+    col = (size / 2 - y / res).floor().long()
+    hit = (ranges < max_range - 1e-3) & (row >= 0) & (row < size) & (col >= 0) & (col < size)
+    grid = torch.zeros(b, size * size, device=ranges.device, dtype=ranges.dtype)
+    flat = (row.clamp(0, size - 1) * size + col.clamp(0, size - 1))
+    grid.scatter_add_(1, flat, hit.to(ranges.dtype))
+    return grid.clamp(max=1.0).view(b, 1, size, size)
+
+
+class FusionPlanner(nn.Module):
+    """Sensor-fusion imitation planner (see module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        camera_backbone: str = "slim",
+        fusion: str = "transformer",
+        width: int = 64,
+        n_waypoints: int = 6,
+        camera_size: int = 64,
+        camera_res: float = 0.5,
+        camera_ego_row: int = 48,
+        lidar_range: float = 50.0,
+        radar_targets: int = 8,
+        stats: dict[str, list[float]] | None = None,
+    ) -> None:
+        super().__init__()
+        self.fusion = fusion
+        self.n_waypoints = n_waypoints
+        self.bev = (camera_size, camera_res, camera_ego_row, lidar_range)
+        backbone = ResNet18Features if camera_backbone == "resnet18" else SlimResNet
+        self.camera = backbone(3, width)
+        self.lidar = SlimResNet(1, width)
+        stats = stats or {}
+        for name, dim in (("imu", 4), ("route", 10), ("radar", 4)):
+            mean = torch.tensor(stats.get(f"{name}_mean", [0.0] * dim), dtype=torch.float32)
+            std = torch.tensor(stats.get(f"{name}_std", [1.0] * dim), dtype=torch.float32)
+            self.register_buffer(f"{name}_mean", mean)
+            self.register_buffer(f"{name}_std", std.clamp(min=1e-3))
+        state_in = 4 + 10 + radar_targets * 4
+        self.state = nn.Sequential(nn.Linear(state_in, 2 * width), nn.ReLU(),
+                                   nn.Linear(2 * width, width))
+        if fusion == "transformer":
+            self.type_emb = nn.Parameter(torch.zeros(3, width))
+            self.pos_emb = nn.Parameter(torch.randn(1, 512, width) * 0.02)
+            layer = nn.TransformerEncoderLayer(width, 4, 2 * width, dropout=0.0,
+                                               batch_first=True, norm_first=True)
+            self.fuser = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+            fused_dim = 2 * width
+        else:
+            fused_dim = 3 * width
+        self.head = nn.Sequential(nn.Linear(fused_dim, 2 * width), nn.ReLU())
+        self.gru = nn.GRUCell(2 + 2, 2 * width)
+        self.wp_out = nn.Linear(2 * width, 2)
+        self.speed_out = nn.Linear(2 * width, 2)
+
+    def _norm(self, name: str, x: torch.Tensor) -> torch.Tensor:
+        return (x - getattr(self, f"{name}_mean")) / getattr(self, f"{name}_std")
+
+    def forward(self, camera: torch.Tensor, lidar: torch.Tensor, radar: torch.Tensor,
+                imu: torch.Tensor, route: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        b = camera.shape[0]
+        cam = self.camera(camera.float() / 255.0)  # [B, w, h, h]
+        size, res, ego_row, max_range = self.bev
+        lid = self.lidar(lidar_bev(lidar.float(), size, res, ego_row, max_range))
+        valid = radar[..., 3:4].float()
+        rad = self._norm("radar", radar.float()) * valid  # [B, K, 4], empty slots zero
+        rad = torch.cat([rad[..., :3], valid], -1)
+        state = torch.cat([self._norm("imu", imu.float()), self._norm("route", route.float()),
+                           rad.flatten(1)], 1)
+        st = self.state(state)  # [B, w]
+        if self.fusion == "transformer":
+            ct = cam.flatten(2).transpose(1, 2) + self.type_emb[0]  # [B, Nc, w]
+            lt = lid.flatten(2).transpose(1, 2) + self.type_emb[1]  # [B, Nl, w]
+            tokens = torch.cat([st[:, None] + self.type_emb[2], ct, lt], 1)
+            tokens = tokens + self.pos_emb[:, : tokens.shape[1]]
+            out = self.fuser(tokens)  # [B, 1+Nc+Nl, w]
+            fused = torch.cat([out[:, 0], out[:, 1:].mean(1)], 1)  # [B, 2w]
+        else:
+            fused = torch.cat([cam.mean((2, 3)), lid.mean((2, 3)), st], 1)  # [B, 3w]
+        h = self.head(fused)  # [B, 2w]
+        goal = route[:, 2:4].float() / 10.0  # the 10 m route point guides the decoder
+        wp = torch.zeros(b, 2, device=camera.device)
+        wps = []
+        for _ in range(self.n_waypoints):
+            h = self.gru(torch.cat([wp / 10.0, goal], 1), h)
+            wp = wp + self.wp_out(h)
+            wps.append(wp)
+        sp = self.speed_out(self.head(fused))
+        return torch.stack(wps, 1), sp[:, 0], sp[:, 1]

@@ -1,0 +1,253 @@
+"""The ``driving`` task: simulator drives -> core shards -> fusion planner via the core Trainer."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchsuite.core import (
+    ConfigError,
+    DataConfig,
+    DataError,
+    OptimConfig,
+    StepOutput,
+    Task,
+    TaskStatus,
+    TrainableConfig,
+    TrainConfig,
+    option,
+)
+from torchsuite.core.data import (
+    DatasetWriter,
+    ShardedDataset,
+    SplitSpec,
+    assign_split,
+    read_manifest,
+)
+
+from .drives import SENSORS, drive_records, load_drive, record_drive, validate_drive
+from .expert import N_WAYPOINTS
+from .sim.sensors import SensorConfig
+from .sim.world import ScenarioConfig, make_scenario
+
+__all__ = ["DrivingConfig", "DrivingTask"]
+
+STATS_FILE = "norm_stats.json"
+
+
+@dataclass
+class DrivingData(DataConfig):
+    """Simulated drives (or your logged drives via ``--source DIR``)."""
+
+    drives: int = option(60, "expert drives to simulate for train/dev/test", ge=1)
+    target_drives: int = option(10, "drives in the target town/weather (0: no target split)",
+                                ge=0)
+    town_seed: int = option(0, "town layout of the train/dev/test drives")
+    target_town_seed: int = option(1, "town layout of the target split")
+    target_fog: float = option(0.3, "camera contrast loss in the target split", ge=0.0, le=1.0)
+    target_lidar_dropout: float = option(0.05, "LiDAR ray dropout in the target split",
+                                         ge=0.0, le=1.0)
+    lanes: int = option(2, "lanes per direction", ge=1, le=4)
+    traffic: int = option(10, "moving IDM/MOBIL vehicles per drive", ge=0)
+    parked: int = option(2, "parked obstacles per drive", ge=0)
+    slow: int = option(1, "slow leaders per drive", ge=0)
+    record_every: int = option(2, "keep every N-th 10 Hz frame", ge=1)
+    noise: float = option(0.15, "steering impulses per second injected while recording so "
+                                "the data shows recoveries (0: clean expert)", ge=0.0)
+    min_route: float = option(250.0, "shortest route of a drive (m)", ge=50.0)
+    salt: str = option("driving-v1", "split hash salt")
+    target_pattern: str = option("", "--source drives whose file stem matches this glob go "
+                                     "to the target split")
+    overwrite: bool = option(False, "replace an existing prepared data set")
+
+
+@dataclass
+class DrivingModel:
+    """Fusion planner architecture."""
+
+    camera_backbone: str = option("slim", "camera ResNet", choices=("slim", "resnet18"))
+    fusion: str = option("transformer", "sensor fusion", choices=("transformer", "concat"))
+    width: int = option(64, "feature width", ge=8)
+    speed_weight: float = option(0.5, "loss weight of the target-speed head", ge=0.0)
+    accel_weight: float = option(0.5, "loss weight of the acceleration head", ge=0.0)
+
+
+@dataclass
+class DrivingEval:
+    """Closed-loop evaluation (``suite drive evaluate``)."""
+
+    scenarios: int = option(200, "held-out scenarios per policy", ge=1)
+    seed_offset: int = option(100000, "scenario seeds start here (prepare uses 0..drives-1)",
+                              ge=0)
+
+
+@dataclass
+class DrivingTrain(TrainConfig):
+    """Trainer settings with driving defaults: a few minutes on 2 CPU cores."""
+
+    max_steps: int = option(400, "optimizer steps to run", ge=1)
+    eval_every: int = option(100, "evaluate on dev every N steps (0: only at the end)", ge=0)
+    eval_batches: int = option(20, "cap on dev batches per evaluation (0: whole dev split)",
+                               ge=0)
+
+
+@dataclass
+class DrivingOptim(OptimConfig):
+    """Optimizer settings with driving defaults (small model, short schedule)."""
+
+    lr: float = option(1e-3, "peak learning rate", ge=0.0)
+    warmup_steps: int = option(30, "linear warm-up steps", ge=0)
+
+
+@dataclass
+class DrivingConfig(TrainableConfig):
+    train: DrivingTrain = option(default_factory=DrivingTrain, help="trainer settings")
+    optim: DrivingOptim = option(default_factory=DrivingOptim, help="optimizer settings")
+    data: DrivingData = field(default_factory=DrivingData)
+    model: DrivingModel = field(default_factory=DrivingModel)
+    eval: DrivingEval = field(default_factory=DrivingEval)
+
+    def validate(self) -> None:
+        if self.data.lanes < 2 and self.data.parked > 0:
+            raise ConfigError("data.parked > 0 needs data.lanes >= 2 (parked cars block the "
+                              "kerb lane and the only way round is the next lane).")
+
+
+def _to_tensor(rec: dict[str, Any]) -> dict[str, torch.Tensor]:
+    return {k: torch.as_tensor(np.asarray(v)) for k, v in rec.items()}
+
+
+class DrivingTask(Task[DrivingConfig]):
+    """Imitation-learned sensor-fusion planner for the built-in driving simulator."""
+
+    name = "driving"
+    Config = DrivingConfig
+    description = ("multi-sensor driving simulator, A*/lattice/ACC expert, sensor-fusion "
+                   "planner, closed-loop evaluation (`suite drive ...`)")
+    status = TaskStatus.READY
+
+    # ------------------------------------------------------------------ data
+    def scenario_config(self, target: bool = False) -> ScenarioConfig:
+        d = self.cfg.data
+        return ScenarioConfig(town_seed=d.target_town_seed if target else d.town_seed,
+                              lanes=d.lanes, traffic=d.traffic, parked=d.parked, slow=d.slow,
+                              min_route=d.min_route)
+
+    def sensor_config(self, target: bool = False) -> SensorConfig:
+        d = self.cfg.data
+        if target:
+            return SensorConfig(camera_fog=d.target_fog, lidar_dropout=d.target_lidar_dropout)
+        return SensorConfig()
+
+    def _drives(self, source: Path | None) -> Iterator[tuple[str, bool, dict[str, np.ndarray]]]:
+        """(drive id, is-target, drive) for every drive, simulated or read from ``source``.
+
+        A generator: one drive is in memory at a time, however many there are.
+        """
+        d = self.cfg.data
+        if source is not None:
+            files = sorted(Path(source).glob("*.npz")) if Path(source).is_dir() else [
+                Path(source)]
+            if not files:
+                raise DataError(f"{source}: no .npz drive files found. See "
+                                f"plugins/driving/FORMAT.md for the format.")
+            for k, f in enumerate(files):
+                drive = load_drive(f)
+                validate_drive(drive, str(f))
+                tgt = bool(d.target_pattern) and fnmatch.fnmatch(f.stem, d.target_pattern)
+                print(f"drive {k + 1}/{len(files)} {f.name}: {len(drive['t'])} frames",
+                      flush=True)
+                yield f.stem, tgt, drive
+            return
+        plan = [(f"town{d.town_seed}-drive{i}", False, i) for i in range(d.drives)]
+        plan += [(f"town{d.target_town_seed}-drive{i}", True, i) for i in range(d.target_drives)]
+        for k, (gid, tgt, seed) in enumerate(plan):
+            sc = make_scenario(seed, self.scenario_config(tgt))
+            drive, res = record_drive(sc, self.sensor_config(tgt), d.record_every, d.noise)
+            validate_drive(drive, gid)
+            print(f"drive {k + 1}/{len(plan)} {gid}: {len(drive['t'])} frames, "
+                  f"completion {res.completion:.2f}", flush=True)
+            yield gid, tgt, drive
+
+    def prepare(self, source: Path | None = None) -> Path:
+        d = self.cfg.data
+        out = self.data_dir
+        spec = SplitSpec(salt=d.salt)
+        stats: dict[str, list[np.ndarray]] = {"imu": [], "route": [], "radar": []}
+        counts: dict[str, int] = {}
+        with DatasetWriter(out, salt=d.salt, overwrite=d.overwrite, shard_bytes=32 << 20,
+                           meta={"task": self.name, "source": str(source or "simulator")}) as w:
+            for gid, tgt, drive in self._drives(source):
+                split = "target" if tgt else assign_split(gid, spec)
+                for rec in drive_records(drive):
+                    w.add(rec, split=split, group=gid)
+                    counts[split] = counts.get(split, 0) + 1
+                    if split == "train":
+                        stats["imu"].append(rec["imu"])
+                        stats["route"].append(rec["route"])
+                        stats["radar"].extend(rec["radar"][rec["radar"][:, 3] > 0])
+        if not counts.get("train"):
+            raise DataError(f"{out}: no training frames were written; use more drives "
+                            f"(data.drives) or longer logged drives.")
+        norm = {}
+        for k, rows in stats.items():
+            arr = np.asarray(rows, dtype=np.float64).reshape(-1, 4 if k != "route" else 10)
+            if len(arr) == 0:
+                arr = np.zeros((1, arr.shape[1]))
+            norm[f"{k}_mean"] = arr.mean(0).tolist()
+            norm[f"{k}_std"] = (arr.std(0) + 1e-3).tolist()
+        (out / STATS_FILE).write_text(json.dumps(norm, indent=1))
+        print("frames per split: " + ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
+        return out
+
+    def norm_stats(self) -> dict[str, list[float]]:
+        path = self.data_dir / STATS_FILE
+        return json.loads(path.read_text()) if path.is_file() else {}
+
+    def datasets(self) -> dict[str, ShardedDataset]:
+        if not (self.data_dir / "manifest.json").is_file():
+            raise DataError(f"no prepared driving data in '{self.data_dir}'; run "
+                            f"`suite prepare driving` (data.drives=N sets the number of drives).")
+        out = {}
+        for split in read_manifest(self.data_dir).splits:
+            ds = ShardedDataset(self.data_dir, split, transform=_to_tensor)
+            if len(ds):
+                out[split] = ds
+        return out
+
+    # ------------------------------------------------------------------ model
+    def build_model(self) -> nn.Module:
+        from .model import FusionPlanner  # torchvision loads only when a model is built
+
+        m = self.cfg.model
+        return FusionPlanner(camera_backbone=m.camera_backbone, fusion=m.fusion, width=m.width,
+                             n_waypoints=N_WAYPOINTS, stats=self.norm_stats())
+
+    def _loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> StepOutput:
+        wp, speed, accel = model(*(batch[k] for k in SENSORS))
+        l_wp = F.l1_loss(wp, batch["waypoints"].float())
+        l_sp = F.l1_loss(speed, batch["target_speed"].float())
+        l_ac = F.l1_loss(accel, batch["accel"].float())
+        m = self.cfg.model
+        loss = l_wp + m.speed_weight * l_sp + m.accel_weight * l_ac
+        ade = (wp - batch["waypoints"].float()).norm(dim=-1).mean()
+        return StepOutput(loss, {"wp_l1": l_wp.detach(), "speed_l1": l_sp.detach(),
+                                 "accel_l1": l_ac.detach(), "ade_m": ade.detach()},
+                          weight=float(wp.shape[0]))
+
+    def training_step(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> StepOutput:
+        return self._loss(model, batch)
+
+    def example_inputs(self) -> tuple[torch.Tensor, ...]:
+        s = SensorConfig()
+        return (torch.zeros(1, 3, s.camera_size, s.camera_size, dtype=torch.uint8),
+                torch.full((1, s.lidar_rays), s.lidar_range), torch.zeros(1, s.radar_targets, 4),
+                torch.zeros(1, 4), torch.zeros(1, 10))

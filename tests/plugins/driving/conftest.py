@@ -1,0 +1,48 @@
+"""Small worlds for the driving tests: a single chosen vehicle on a short route."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+from torchsuite.plugins.driving.sim.world import (
+    KIND_MOVING,
+    Scenario,
+    ScenarioConfig,
+    make_scenario,
+)
+
+
+def place_vehicles(sc: Scenario, s: list[float], d: list[float], v: list[float],
+                   kind: list[int] | None = None, length: float = 4.5,
+                   width: float = 1.8) -> Scenario:
+    """Replace a scenario's traffic by the given vehicles (Frenet s/d on the route)."""
+    n = len(s)
+    lane = sc.path.lane_of(np.asarray(d, dtype=np.float64))
+    sc.traffic = {
+        "s": np.asarray(s, dtype=np.float64),
+        "d": np.asarray(d, dtype=np.float64),
+        "lane": np.asarray(lane, dtype=np.int64),
+        "v": np.asarray(v, dtype=np.float64),
+        "v0": np.asarray(v, dtype=np.float64),
+        "a": np.zeros(n),
+        "length": np.full(n, length),
+        "width": np.full(n, width),
+        "kind": np.asarray(kind if kind is not None else [KIND_MOVING] * n),
+        "forced_accel": np.full(n, np.nan),
+    }
+    return sc
+
+
+@pytest.fixture
+def place() -> Callable[..., Scenario]:
+    """:func:`place_vehicles` (a fixture: test modules cannot import a conftest)."""
+    return place_vehicles
+
+
+@pytest.fixture
+def empty_scenario() -> Scenario:
+    """A small town, a route of >= 150 m, no traffic."""
+    cfg = ScenarioConfig(grid=(3, 3), traffic=0, parked=0, slow=0, min_route=150.0)
+    return make_scenario(3, cfg)
