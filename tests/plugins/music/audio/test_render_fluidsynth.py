@@ -1,0 +1,49 @@
+"""Rendering with FluidSynth and a General MIDI soundfont (skipped when they are absent)."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+from torchsuite.core.errors import DataError
+from torchsuite.plugins.music.audio.features import FeatureSpec, cents_between, f0_and_voicing
+from torchsuite.plugins.music.audio.notes import Line, NoteEvent, line_features
+from torchsuite.plugins.music.audio.render import find_soundfont, render_line
+
+
+def _soundfont_or_skip() -> None:
+    if shutil.which("fluidsynth") is None:
+        pytest.skip("fluidsynth is not installed (run `bash scripts/install-system-deps.sh`)")
+    try:
+        find_soundfont()
+    except DataError:
+        pytest.skip("no General MIDI soundfont (run `bash scripts/install-system-deps.sh`)")
+
+
+@pytest.mark.parametrize("voice", ["violin", "flute"])
+def test_fluidsynth_renders_the_notes_pitch(voice: str) -> None:
+    _soundfont_or_skip()
+    spec = FeatureSpec()
+    line = Line("t", [NoteEvent(67, 0.0, 0.6), NoteEvent(72, 0.6, 1.2)])
+    wave = render_line(line, voice, spec)
+    assert wave.abs().max() > 0.01
+    n = wave.shape[0] // spec.hop
+    notes = line_features(line, n, spec)
+    f0, voiced = f0_and_voicing(wave, spec)
+    both = voiced & notes["voiced"].bool()
+    assert int(both.sum()) > 40
+    cents = cents_between(f0[both], notes["f0"][both])
+    assert float(cents.median()) < 30.0
+
+
+def test_two_voices_sound_different() -> None:
+    _soundfont_or_skip()
+    spec = FeatureSpec()
+    line = Line("t", [NoteEvent(67, 0.0, 0.8)])
+    a, b = render_line(line, "violin", spec), render_line(line, "flute", spec)
+    n = min(a.shape[0], b.shape[0])
+    spec_a = torch.fft.rfft(a[:n]).abs()
+    spec_b = torch.fft.rfft(b[:n]).abs()
+    sim = torch.nn.functional.cosine_similarity(spec_a, spec_b, dim=0)
+    assert float(sim) < 0.95
