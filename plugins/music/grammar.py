@@ -27,11 +27,16 @@ class Grammar:
     Args:
         tok: The tokenizer (for id ranges).
         max_bars: If set, no Bar may follow once this many bars were opened (only End).
+        max_notes: Notes allowed at one position (a chord); after that only a later
+            Position, Bar or End. Bounds the length of every bar.
     """
 
-    def __init__(self, tok: MusicTokenizer, max_bars: int | None = None) -> None:
+    def __init__(self, tok: MusicTokenizer, max_bars: int | None = None,
+                 max_notes: int = 16) -> None:
         self.tok = tok
         self.max_bars = max_bars
+        self.max_notes = max_notes
+        self.notes_here = 0  # notes at the current position
         self.state = "style"  # style, meter, tempo, bar, bar_open, pos, note, vel, pitch, dur, end
         self.meter = 16
         self.pos = -1
@@ -90,6 +95,8 @@ class Grammar:
         if s == "pitch":
             return self._mask("Dur")
         if s == "dur":  # a note is complete: another note, a later position, or close
+            if self.notes_here >= self.max_notes:
+                return self._positions_after(self._mask(*closing))
             return self._positions_after(self._mask("Track", "Vel", "Pitch", *closing))
         raise AssertionError(s)
 
@@ -111,7 +118,7 @@ class Grammar:
             self.bars += 1
             self.state, self.pos = "bar_open", -1
         elif k == "Position":
-            self.pos, self.state = v, "pos"
+            self.pos, self.state, self.notes_here = v, "pos", 0
         elif k == "Track":
             self.track = v
             self.state = "track"
@@ -121,6 +128,7 @@ class Grammar:
             self.state = "pitch"
         elif k == "Dur":
             self.state = "dur"
+            self.notes_here += 1
         elif k == "End":
             self.state = "end"
 

@@ -1,20 +1,50 @@
 """Entry point of the music plugin (suite.plugins group). Keep imports light here:
-`suite tasks` imports every plugin module."""
+`suite tasks` imports every plugin module, so the tasks' heavy modules (music21,
+pretty_midi, matplotlib) load only when a verb needs them."""
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Callable
 from typing import Any
 
-from torchsuite.core import Task, TaskStatus, hookimpl
-
-
-class _Placeholder(Task[Any]):
-    name = "music"
-    description = "MIDI generation on the bundled Bach chorales (not trainable yet: issue #7)"
-    status = TaskStatus.PLACEHOLDER
+from torchsuite.core import CommandSet, Task, hookimpl
 
 
 @hookimpl
 def register_tasks(register: Callable[[type[Task[Any]]], None]) -> None:
-    register(_Placeholder)
+    from .task import MusicTask
+
+    register(MusicTask)
+
+
+def _lazy(module: str, name: str) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        import importlib
+
+        fn = getattr(importlib.import_module(f"{__package__}.{module}"), name)
+        return int(fn(args) or 0)
+
+    return run
+
+
+def _configure(name: str) -> Callable[[argparse.ArgumentParser], None]:
+    def configure(p: argparse.ArgumentParser) -> None:
+        from . import commands
+
+        getattr(commands, name)(p)
+
+    return configure
+
+
+@hookimpl
+def register_commands(cli: CommandSet) -> None:
+    cli.add_group("music", "music verbs: generate, stylize (and the audio part's verbs)")
+    cli.add_command("generate", group="music",
+                    help="write a new piece (MIDI + piano-roll PNG) from a trained music run",
+                    configure=_configure("configure_generate"),
+                    run=_lazy("commands", "run_generate"))
+    cli.add_command("stylize", group="music",
+                    help="keep a MIDI file's melody and rewrite the other voices in a style",
+                    configure=_configure("configure_stylize"),
+                    run=_lazy("commands", "run_stylize"))

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torchsuite.plugins.music.events import GRID, Note, Piece
@@ -50,3 +52,29 @@ def piece() -> Piece:
     meters = [(0, GRID), (4, 4 * GRID), (20, 3 * GRID), (32, 4 * GRID)]
     tempos = [(0, 90.0), (20, 140.0)]
     return Piece(sorted(notes), meters, tempos, "bach", "synthetic")
+
+
+def random_piece(seed: int, bars: int = 4) -> Piece:
+    """A seeded four-voice piece in C major (quarter and eighth notes, 4/4)."""
+    rng = np.random.default_rng(seed)
+    scale = [0, 2, 4, 5, 7, 9, 11]
+    notes = []
+    for voice, base in enumerate((72, 64, 57, 45)):
+        t = 0
+        while t < bars * 4 * GRID:
+            dur = int(rng.choice([2, 4, 4, 8]))
+            pitch = base + scale[int(rng.integers(7))]
+            notes.append(Note(t, voice, pitch, dur, 64 + 8 * voice))
+            t += dur
+    return Piece(sorted(notes), style="unknown", name=f"random-{seed}")
+
+
+@pytest.fixture
+def midi_dir(tmp_path: Path) -> Path:
+    """Twenty seeded random pieces as MIDI files (no music21 needed)."""
+    from torchsuite.plugins.music.events import write_midi
+
+    root = tmp_path / "midi"
+    for seed in range(20):
+        write_midi(random_piece(seed), root / f"piece{seed:02d}.mid")
+    return root
