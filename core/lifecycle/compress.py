@@ -22,8 +22,8 @@ also to the pruned one (rows ``pruned+dynamic-int8``, ``pruned+static-int8``).
 
 The new run keeps the float (pruned) weights as ``checkpoints/best.pt``, so every
 other verb works on it, and the quantized state dicts under ``compressed/``
-(rebuild with ``build_model()`` + the same ``quantize_dynamic`` call, then
-``load_state_dict``).
+(:func:`load_quantized` rebuilds one from ``build_model()``, reading the file with
+``weights_only=True``).
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ __all__ = [
     "CompressOptions",
     "Variant",
     "latency_ms",
+    "load_quantized",
     "prunable",
     "prune_model",
     "quantize_dynamic_int8",
@@ -181,6 +182,31 @@ def quantize_static_int8(model: nn.Module, example_inputs: tuple[Any, ...],
         first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
         raise SuiteError(f"static int8 is not possible for this model: "
                          f"{type(exc).__name__}: {first}") from None
+
+
+def load_quantized(model: nn.Module, path: Path, kind: str = "dynamic-int8",
+                   example_inputs: tuple[Any, ...] = ()) -> nn.Module:
+    """Rebuild a quantized variant written by ``suite compress`` into ``model``'s structure.
+
+    Args:
+        model: A fresh float model of the same config (``task.build_model()``).
+        path: The variant's file (``<run>/compressed/dynamic-int8.pt`` ...).
+        kind: ``"dynamic-int8"`` or ``"static-int8"`` (the latter needs ``example_inputs``).
+
+    The file is read with ``weights_only=True``; the only extra type allowed is
+    ``torch.ScriptObject`` (the packed int8 weights are torch's own C++ classes).
+    """
+    if kind == "dynamic-int8":
+        quantized = quantize_dynamic_int8(model)
+    elif kind == "static-int8":
+        quantized = quantize_static_int8(model, example_inputs, lambda m: m(*example_inputs))
+    else:
+        raise SuiteError(f"unknown quantized variant '{kind}': expected dynamic-int8 or "
+                         "static-int8.")
+    with quiet_ao(), torch.serialization.safe_globals([torch.ScriptObject]):
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    quantized.load_state_dict(state)
+    return quantized.eval()
 
 
 # --------------------------------------------------------------------------- measuring

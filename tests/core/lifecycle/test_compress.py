@@ -11,6 +11,7 @@ from torch import nn
 from torchsuite.core.errors import SuiteError
 from torchsuite.core.lifecycle.compress import (
     CompressOptions,
+    load_quantized,
     make_permanent,
     prune_model,
     quantize_dynamic_int8,
@@ -79,14 +80,16 @@ def test_dynamic_int8_shrinks_the_model_and_prints_the_table(
         assert col in header
     assert any(line.startswith("dynamic-int8") for line in printed.splitlines())
 
-    # the saved int8 state dict rebuilds as documented: build_model + quantize + load
-    rebuilt = quantize_dynamic_int8(load_source("lifecycle-seq", str(seq_run)).model)
-    # a file this test just wrote: packed LSTM params are ScriptObjects, which the
-    # weights-only unpickler refuses
-    rebuilt.load_state_dict(torch.load(q8["file"], weights_only=False))
+    # the saved int8 files rebuild into a fresh model (read with weights_only=True)
     x = torch.randint(0, 12, (3, 8))
-    reference = quantize_dynamic_int8(load_source("lifecycle-seq", str(seq_run)).model)
+    fresh = load_source("lifecycle-seq", str(seq_run))
+    reference = quantize_dynamic_int8(fresh.model)
+    rebuilt = load_quantized(fresh.task.build_model(), Path(q8["file"]))
     assert torch.allclose(rebuilt(x), reference(x))
+    if by_name["static-int8"]["file"]:
+        static = load_quantized(fresh.task.build_model(), Path(by_name["static-int8"]["file"]),
+                                "static-int8", fresh.task.example_inputs())
+        assert static(x).shape == reference(x).shape
 
 
 def test_prune_helpers_count_exact_zeros() -> None:
