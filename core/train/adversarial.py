@@ -66,7 +66,8 @@ of the last phase that updated (usually the generator's). Under torchrun the
 model is not wrapped in DDP (its phases use disjoint parameter subsets);
 gradients of the phase's parameters are averaged across processes by hand
 before the step. ``train.strategy=fsdp`` is not supported with several
-optimizers.
+optimizers. ``train.compile`` compiles each direct child module of the model in
+place (``module.compile()``), so ``model["gen"]`` keeps working.
 """
 
 from __future__ import annotations

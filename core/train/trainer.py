@@ -4,10 +4,17 @@ One function's worth of logic, :meth:`Trainer.fit`, reads top to bottom::
 
     build model -> (resume) -> wrap for DDP/FSDP -> optimizer, schedule, scaler
     repeat until max_steps:
-        grad_accum x (batch -> augment -> forward under autocast -> backward)
-        unscale, clip, NaN/Inf guard, optimizer + scheduler step
+        for each phase (one optimizer; a plain task has exactly one):
+            steps x update:
+                grad_accum x (batch -> augment -> forward under autocast -> backward)
+                unscale, clip, NaN/Inf guard, optimizer step
+        every phase's scheduler steps
         log every log_every; evaluate every eval_every (best / early stopping);
         checkpoint at evaluations, every checkpoint_every, on SIGINT/SIGTERM
+
+A task with several optimizers (a GAN: generator and discriminator) defines
+``configure_optimizers`` and ``adversarial_step`` instead of ``training_step``;
+see :mod:`.adversarial` for the update schedule (alternating, n_critic).
 
 Everything else lives in small helpers: :mod:`.optim` (param groups, schedules),
 :mod:`.precision` (autocast + GradScaler), :mod:`.checkpoint` (atomic files, RNG),
@@ -28,6 +35,7 @@ import random
 import signal
 import threading
 import time
+import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -393,7 +401,10 @@ class Trainer:
             )]
         if resumed:
             self._check_resumable(resumed[0], resumed[1], multi, phases)
-        if tcfg.compile:
+        if tcfg.compile and multi:
+            for child in model.children():  # in place: the task indexes the model's parts
+                child.compile()
+        elif tcfg.compile:
             net = torch.compile(net)
         seed_everything(tcfg.seed + env.rank)  # distinct dropout/augmentation per rank
         batches = TrainBatches(task.dataloader("train", train=True), env, tcfg.seed, task.name)
@@ -541,8 +552,12 @@ class Trainer:
                             round_log[f"lr.{phase.name}"] = phase.scheduler.get_last_lr()[0]
                             round_log.update({f"train.{phase.name}.{k}": v
                                               for k, v in metrics.items()})
-                    for phase in phases:
-                        phase.scheduler.step()
+                    with warnings.catch_warnings():
+                        # A GradScaler that skipped an inf/NaN step (or a phase that did
+                        # not update this round) leaves the optimizer unstepped: expected.
+                        warnings.filterwarnings("ignore", "Detected call of `lr_scheduler")
+                        for phase in phases:
+                            phase.scheduler.step()
                     step += 1
 
                     if step % tcfg.log_every == 0 or step == tcfg.max_steps:

@@ -20,6 +20,7 @@ from torchsuite.core.train import (
     load_checkpoint,
 )
 from torchsuite.core.train.logs import read_metrics
+from torchsuite.core.train.precision import Precision
 from torchsuite.core.train.trainer import seed_everything
 
 
@@ -193,3 +194,25 @@ def test_gan_matches_the_gaussian_mixture_closely(gan_module: ModuleType, make_g
                                                   tmp_path: Path) -> None:
     _, fake, target = _train_and_sample(gan_module, make_gan, tmp_path, 1500, 256, 2e-3)
     _check_mixture(fake, target, ks=0.06, mean_tol=0.15, std_range=(0.4, 0.7))
+
+
+def test_fp16_scalers_per_optimizer_resume_exactly(make_gan: Any, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    # fp16 + GradScaler is the CUDA recipe; CPU autocast supports fp16 too, which lets
+    # this test exercise one scaler per optimizer (saved, restored) without a GPU.
+    monkeypatch.setattr(Precision, "resolve",
+                        classmethod(lambda cls, name, device: cls("cpu", torch.float16)))
+    common = ["train.max_steps=8", "gan.n_critic=2", "train.checkpoint_every=1",
+              "train.keep_last=20", "gan.loss=wgan-gp"]
+    fit(make_gan(*common), tmp_path / "full")
+    fit(make_gan(*common), tmp_path / "resumed",
+        resume_from=tmp_path / "full" / "checkpoints" / "step-3.pt")
+    a, b = _phase_losses(tmp_path / "full"), _phase_losses(tmp_path / "resumed")
+    assert sorted(b) == list(range(4, 9)) and all(a[s] == b[s] for s in b)
+    ca = load_checkpoint(tmp_path / "full" / "checkpoints" / "step-8.pt")
+    cb = load_checkpoint(tmp_path / "resumed" / "checkpoints" / "step-8.pt")
+    assert ca["scalers"] == cb["scalers"]
+    assert set(ca["scalers"]) == {"disc", "gen"}
+    assert all(s is not None and s["scale"] > 0 for s in ca["scalers"].values())
+    # 2 critic updates per generator update: each scaler counts its own good steps
+    assert ca["scalers"]["disc"]["_growth_tracker"] != ca["scalers"]["gen"]["_growth_tracker"]

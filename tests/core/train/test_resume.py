@@ -16,7 +16,8 @@ def _losses(run: Path) -> dict[int, float]:
             if "train.loss" in r}
 
 
-def _interrupt_and_resume(make_task: Any, tmp_path: Path, *overrides: str) -> None:
+def _interrupt_and_resume(make_task: Any, tmp_path: Path, *overrides: str) -> dict[str, Any]:
+    """Run 14 steps straight, and 6 + resume + 8; assert both agree; the step-6 checkpoint."""
     steps = "train.max_steps=14"
     # grad_accum=2: training_step call 11 happens in optimizer step 6.
     common = ["train.grad_accum=2", steps, *overrides]
@@ -26,6 +27,7 @@ def _interrupt_and_resume(make_task: Any, tmp_path: Path, *overrides: str) -> No
     part = fit(make_task(*common, "data.stop_at=11"), tmp_path / "part")
     assert part.interrupted and part.steps == 6
     assert latest_checkpoint(tmp_path / "part").name == "step-6.pt"
+    saved = load_checkpoint(latest_checkpoint(tmp_path / "part"))
     resumed = fit(make_task(*common), tmp_path / "part", resume_from=tmp_path / "part")
     assert resumed.steps == 14
 
@@ -36,6 +38,7 @@ def _interrupt_and_resume(make_task: Any, tmp_path: Path, *overrides: str) -> No
     wb = load_checkpoint(latest_checkpoint(tmp_path / "part"))["model"]
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
     assert full.dev_metrics == resumed.dev_metrics
+    return saved
 
 
 def test_bit_exact_resume_map_style(make_task: Any, tmp_path: Path) -> None:
@@ -56,8 +59,14 @@ def test_bit_exact_resume_shard_stream(make_task: Any, tmp_path: Path) -> None:
         for i in range(72):
             x = torch.randn(4, generator=gen)
             w.add({"x": x, "y": x.sum(0, keepdim=True)}, split="train", group=str(i))
-    _interrupt_and_resume(make_task, tmp_path, "data.kind=shards",
-                          f"data.dir={str(tmp_path / 'shards')!r}")
+    saved = _interrupt_and_resume(make_task, tmp_path, "data.kind=shards",
+                                  f"data.dir={str(tmp_path / 'shards')!r}")
+    # the ShardStream's own state travels in the checkpoint: 12 batches of 8 from 72
+    # records = epoch 1, 24 records in
+    data = saved["ranks"][0]["data"]
+    assert data["epoch"] == 1 and data["batch_in_epoch"] == 3
+    assert data["loader"]["epoch"] == 1 and data["loader"]["consumed"] == 24
+    assert data["loader"]["dataset_id"]
 
 
 def test_resumed_metrics_have_no_stale_records(make_task: Any, tmp_path: Path) -> None:
