@@ -19,10 +19,10 @@ table), :mod:`.pruning` (the trainer hook), :mod:`.study` (trials and resume),
 :mod:`.report` (table, best TOML, plot), :mod:`.commands` (the CLI verb).
 """
 
-from .pruning import PruningReporter
-from .settings import TuneConfig, split_tune_table, tune_config
-from .space import Param, format_override, parse_param, parse_params
-from .study import TrialFailed, Tuner, TuneResult
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __all__ = [
     "Param",
@@ -37,3 +37,23 @@ __all__ = [
     "split_tune_table",
     "tune_config",
 ]
+
+# Optuna is an extra (``pip install 'torchsuite[tune]'``): names load on first use, so
+# the ``suite tune`` verb (core/tune/commands.py) registers, and explains what to
+# install, on an installation without it.
+_HOME = {
+    "Param": "space", "format_override": "space", "parse_param": "space",
+    "parse_params": "space", "PruningReporter": "pruning", "TrialFailed": "study",
+    "TuneResult": "study", "Tuner": "study", "TuneConfig": "settings",
+    "split_tune_table": "settings", "tune_config": "settings",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOME:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_HOME[name]}", __name__), name)
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 
 from ..cli_args import add_config_arguments, add_task_argument
 from ..commands import CommandSet
@@ -12,9 +13,8 @@ from ..hookspecs import hookimpl
 from ..registry import get_registry
 from ..task import TaskStatus
 from .settings import TuneConfig, split_tune_table, tune_config
-from .space import parse_param
 
-__all__ = ["register_commands", "run_tune"]
+__all__ = ["register_commands", "require_optuna", "run_tune", "settings_from_args"]
 
 _EPILOG = """\
 examples:
@@ -60,6 +60,8 @@ def _configure(p: argparse.ArgumentParser) -> None:
 
 def settings_from_args(args: argparse.Namespace) -> tuple[TuneConfig, dict, list[str]]:
     """(tune settings, config tree from the files, user overrides) of parsed arguments."""
+    from .space import parse_param
+
     table, tree = split_tune_table(args.config)
     params = {}
     for key, spec in args.param:
@@ -81,10 +83,23 @@ def settings_from_args(args: argparse.Namespace) -> tuple[TuneConfig, dict, list
     return settings, tree, overrides
 
 
+def require_optuna() -> None:
+    """Raise a one-paragraph error naming the extra when Optuna is not installed."""
+    try:
+        importlib.import_module("optuna")
+    except ImportError:
+        raise SuiteError(
+            "`suite tune` needs Optuna, which is not installed. Install the extra with "
+            "`pip install 'torchsuite[tune]'` (or `pip install optuna`) and run the command "
+            "again."
+        ) from None
+
+
 def run_tune(args: argparse.Namespace) -> int:
     """The ``suite tune`` verb."""
     from pathlib import Path
 
+    require_optuna()
     from .study import Tuner
 
     cls = get_registry().task(args.task)

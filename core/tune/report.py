@@ -77,8 +77,12 @@ def param_importances(study: optuna.Study) -> dict[str, float]:
         return {}
 
 
-def _plot(study: optuna.Study, tuner: Tuner, importances: dict[str, float], path: Path) -> None:
-    import matplotlib
+def _plot(study: optuna.Study, tuner: Tuner, importances: dict[str, float], path: Path) -> bool:
+    """Write the PNG; ``False`` (nothing written) without matplotlib."""
+    try:
+        import matplotlib
+    except ImportError:
+        return False
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -123,6 +127,7 @@ def _plot(study: optuna.Study, tuner: Tuner, importances: dict[str, float], path
     fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
     os.replace(tmp, path)
+    return True
 
 
 def _tmp(path: Path) -> Path:
@@ -187,7 +192,9 @@ def write_reports(
         echo("importances: " + ", ".join(f"{k} {v:.2f}" for k, v in importances.items()))
     files["summary"] = out / "summary.json"
     _atomic_write(files["summary"], json.dumps(summary, indent=2) + "\n")
-    files["plot"] = out / "tune.png"
-    _plot(study, tuner, importances, files["plot"])
+    if _plot(study, tuner, importances, out / "tune.png"):
+        files["plot"] = out / "tune.png"
+    else:
+        echo("no tune.png: the plot needs matplotlib (pip install matplotlib)")
     echo(f"wrote {', '.join(str(p) for p in files.values())}")
     return files

@@ -55,7 +55,10 @@ def suite(
 
     def run(*argv: str) -> tuple[int, str, str]:
         capsys.readouterr()
-        code = cli.main(list(argv))
+        try:
+            code = cli.main(list(argv))
+        except SystemExit as exc:  # argparse: --help, or a usage error
+            code = int(exc.code or 0)
         out, err = capsys.readouterr()
         return code, out, err
 

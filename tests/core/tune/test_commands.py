@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -87,3 +89,19 @@ def test_bad_input_is_a_one_paragraph_error(
     assert code == 2
     assert err.startswith("error: ") and needle in " ".join(err.split())
     assert "Traceback" not in err
+
+
+def test_without_optuna_the_verb_still_exists_and_names_the_extra(
+    suite: Any, fast: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torchsuite.core
+
+    monkeypatch.setitem(sys.modules, "optuna", None)  # what `import optuna` sees uninstalled
+    for name in [m for m in sys.modules if m.startswith("torchsuite.core.tune")]:
+        monkeypatch.delitem(sys.modules, name)  # restored, with the real modules, afterwards
+    monkeypatch.setattr(torchsuite.core, "tune", None, raising=False)
+    importlib.import_module("torchsuite.core.tune.commands")  # registers without Optuna
+    code, _, err = suite("tune", "template-regression", *fast, "--param", LR)
+    assert code == 2 and "pip install 'torchsuite[tune]'" in " ".join(err.split())
+    code, out, _ = suite("tune", "--help")
+    assert code == 0 and "loguniform:LO:HI" in out
