@@ -27,7 +27,7 @@ from typing import Any
 GOAL = 3.0
 
 
-def _server(run_dir: str, max_batch: int, max_wait_ms: float, threads: int,
+def _server(run_dir: str, max_batch: int, max_wait_ms: float, adaptive: bool, threads: int,
             ports: Any, stop: Any) -> None:
     """Child process: serve ``run_dir`` until ``stop`` is set."""
     import torch
@@ -44,7 +44,8 @@ def _server(run_dir: str, max_batch: int, max_wait_ms: float, threads: int,
     install_registry()
     source = load_source("lifecycle-bench", run_dir)
     app = build_app(ServeAdapter(source.task, source.model),
-                    ServeOptions(max_batch=max_batch, max_wait_ms=max_wait_ms))
+                    ServeOptions(max_batch=max_batch, max_wait_ms=max_wait_ms,
+                                 adaptive_wait=adaptive))
     with serve_in_thread(app) as url:
         ports.put(url)
         stop.wait()
@@ -96,6 +97,8 @@ def main() -> int:
     p.add_argument("--layers", type=int, default=4)
     p.add_argument("--requests", type=int, default=256, help="requests per measurement")
     p.add_argument("--max-wait-ms", type=float, default=5.0)
+    p.add_argument("--fixed-wait", action="store_true",
+                   help="batching server always waits --max-wait-ms (suite serve --fixed-wait)")
     p.add_argument("--threads", type=int, default=1, help="torch threads in the server")
     p.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     args = p.parse_args()
@@ -112,7 +115,8 @@ def main() -> int:
         for max_batch in (1, 32):
             ports, stop = ctx.Queue(), ctx.Event()
             proc = ctx.Process(target=_server, args=(str(run), max_batch, args.max_wait_ms,
-                                                     args.threads, ports, stop), daemon=True)
+                                                     not args.fixed_wait, args.threads, ports,
+                                                     stop), daemon=True)
             proc.start()
             try:
                 url = ports.get(timeout=300)
@@ -138,7 +142,8 @@ def main() -> int:
 
     print()
     print(f"model: {args.layers} x Linear({args.width}); server torch threads: {args.threads}; "
-          f"batching max_wait {args.max_wait_ms:g} ms")
+          f"batching max_wait {args.max_wait_ms:g} ms "
+          f"({'fixed' if args.fixed_wait else 'adaptive'})")
     print(f"{'concurrency':>11}  {'req/s b=1':>10}  {'req/s b=32':>10}  {'ratio':>6}  "
           f"{'p50 b=1':>8}  {'p50 b=32':>8}  {'p99 b=1':>8}  {'p99 b=32':>8}")
     for c in args.concurrency:

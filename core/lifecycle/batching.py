@@ -5,6 +5,12 @@ collecting until ``max_batch`` requests are in hand or ``max_wait_s`` has passed
 since the first one arrived, and runs them as one batch. With ``max_batch = 1`` every
 request runs alone (the baseline that ``benchmarks/lifecycle_serve.py`` compares with).
 
+With ``adaptive=True`` the batcher only waits while more requests are known to be
+on their way: the HTTP layer calls :meth:`DynamicBatcher.expect` when a request
+arrives (before its body is read and decoded), and the worker stops collecting as
+soon as nothing is queued and nothing is expected. A lone request then runs at once
+(no ``max_wait`` added to its latency), while a burst still forms full batches.
+
 One worker thread also means one forward pass at a time, so the model never runs
 concurrently with itself (PyTorch modules are not guaranteed thread-safe, and CPU
 intra-op threads are better spent on one large batch than on many small ones).
@@ -53,25 +59,48 @@ class DynamicBatcher:
         fn: The batch function (called on the worker thread).
         max_batch: Most items per call (>= 1).
         max_wait_s: How long the first item of a batch waits for others to join.
+        adaptive: Wait only while :meth:`expect` announced items not yet submitted.
     """
 
     def __init__(self, fn: Callable[[list[Any]], Sequence[Any]], max_batch: int = 32,
-                 max_wait_s: float = 0.005) -> None:
+                 max_wait_s: float = 0.005, adaptive: bool = False) -> None:
         if max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {max_batch}")
         self.fn, self.max_batch, self.max_wait_s = fn, max_batch, max(0.0, max_wait_s)
         self.stats = BatchStats()
+        self.adaptive = adaptive
+        self._incoming = 0  # announced by expect(), not yet submitted or cancelled
+        self._lock = threading.Lock()
         self._queue: queue.Queue[Any] = queue.Queue()
         self._closed = False
         self._thread = threading.Thread(target=self._loop, name="suite-batcher", daemon=True)
         self._thread.start()
 
-    def submit(self, item: Any) -> Future[Any]:
-        """Queue ``item``; the future resolves to its result (or raises its error)."""
+    def expect(self) -> None:
+        """Announce an item that will be submitted (or cancelled) soon (adaptive mode)."""
+        with self._lock:
+            self._incoming += 1
+
+    def cancel(self) -> None:
+        """An announced item will not come after all (e.g. its request was malformed)."""
+        with self._lock:
+            self._incoming = max(0, self._incoming - 1)
+
+    def submit(self, item: Any, expected: bool = False) -> Future[Any]:
+        """Queue ``item``; the future resolves to its result (or raises its error).
+
+        Args:
+            item: The item for the batch function.
+            expected: It was announced with :meth:`expect`.
+        """
         if self._closed:
+            if expected:
+                self.cancel()
             raise RuntimeError("the batcher is closed")
         fut: Future[Any] = Future()
         self._queue.put((item, fut))
+        if expected:
+            self.cancel()  # announced -> queued (after the put: the worker never sees neither)
         return fut
 
     def close(self, timeout: float = 5.0) -> None:
@@ -91,7 +120,7 @@ class DynamicBatcher:
                 item = self._queue.get_nowait()
             except queue.Empty:
                 remaining = deadline - time.monotonic()
-                if remaining <= 0:
+                if remaining <= 0 or (self.adaptive and self._incoming == 0):
                     break
                 try:
                     item = self._queue.get(timeout=remaining)

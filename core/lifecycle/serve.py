@@ -16,7 +16,9 @@ the task cannot use. The server keeps serving after any of them. It binds
 127.0.0.1 unless ``--host`` says otherwise.
 
 Concurrent requests are merged into batches (:class:`~.batching.DynamicBatcher`):
-up to ``--max-batch`` requests, waiting at most ``--max-wait-ms`` for a batch to fill.
+up to ``--max-batch`` requests, waiting at most ``--max-wait-ms`` for a batch to fill,
+and only while other requests have arrived but are not queued yet (``--fixed-wait``
+always waits the full time).
 
 Task hooks (optional methods on the task class; the defaults work for any task
 whose ``example_inputs()`` are tensors with a leading batch dimension):
@@ -88,6 +90,7 @@ class ServeOptions:
     max_wait_ms: float = 5.0
     max_body_bytes: int = 1 << 20
     request_timeout_s: float = 60.0
+    adaptive_wait: bool = True
 
 
 class RequestError(ValueError):
@@ -221,7 +224,8 @@ def build_app(adapter: ServeAdapter, opts: ServeOptions, info: dict[str, Any] | 
     from fastapi.responses import JSONResponse
 
     task_name = adapter.task.name
-    batcher = DynamicBatcher(adapter.predict, opts.max_batch, opts.max_wait_ms / 1000.0)
+    batcher = DynamicBatcher(adapter.predict, opts.max_batch, opts.max_wait_ms / 1000.0,
+                             adaptive=opts.adaptive_wait)
     app = fastapi.FastAPI(title=f"torchsuite: {task_name}", docs_url=None, redoc_url=None,
                           openapi_url=None)
     app.state.batcher = batcher
@@ -250,32 +254,39 @@ def build_app(adapter: ServeAdapter, opts: ServeOptions, info: dict[str, Any] | 
     async def predict(name: str, request: Request) -> Any:
         if name != task_name:
             return error(404, f"this server serves task '{task_name}', not '{name}'")
-        declared = request.headers.get("content-length")
-        too_big = (f"request body over the limit of {opts.max_body_bytes} bytes "
-                   "(--max-body-bytes)")
-        if declared is not None:
-            if not declared.isdigit():
-                return error(400, "invalid Content-Length header")
-            if int(declared) > opts.max_body_bytes:
-                return error(413, too_big)
-        body = bytearray()
-        async for chunk in request.stream():  # counted as it arrives: chunked bodies too
-            body += chunk
-            if len(body) > opts.max_body_bytes:
-                return error(413, too_big)
+        batcher.expect()  # a batch being formed now may wait for this request
+        submitted = False
         try:
-            payload = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            return error(400, f"request body is not valid JSON: {exc}")
+            declared = request.headers.get("content-length")
+            too_big = (f"request body over the limit of {opts.max_body_bytes} bytes "
+                       "(--max-body-bytes)")
+            if declared is not None:
+                if not declared.isdigit():
+                    return error(400, "invalid Content-Length header")
+                if int(declared) > opts.max_body_bytes:
+                    return error(413, too_big)
+            body = bytearray()
+            async for chunk in request.stream():  # counted as it arrives: chunked bodies too
+                body += chunk
+                if len(body) > opts.max_body_bytes:
+                    return error(413, too_big)
+            try:
+                payload = json.loads(body)
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                return error(400, f"request body is not valid JSON: {exc}")
+            try:
+                example = adapter.decode(payload)
+            except RequestError as exc:
+                return error(422, str(exc))
+            submitted = True
+            future = batcher.submit(example, expected=True)
+        finally:
+            if not submitted:
+                batcher.cancel()
         try:
-            example = adapter.decode(payload)
-        except RequestError as exc:
-            return error(422, str(exc))
-        try:
-            future = batcher.submit(example)
             output = await asyncio.wait_for(asyncio.wrap_future(future),
                                             timeout=opts.request_timeout_s)
-        except TimeoutError:
+        except asyncio.TimeoutError:  # noqa: UP041 (not the builtin on Python 3.10)
             return error(503, f"no result within {opts.request_timeout_s:g} s")
         except RequestError as exc:
             return error(422, str(exc))

@@ -224,3 +224,29 @@ def test_cli_serve_binds_loopback_and_answers(template_run: Path, template_site_
         proc.terminate()
         out, _ = proc.communicate(timeout=30)
     assert f"on http://127.0.0.1:{port}" in out
+
+
+def test_adaptive_batcher_waits_only_for_announced_items() -> None:
+    sizes: list[int] = []
+
+    def fn(items: list[int]) -> list[int]:
+        sizes.append(len(items))
+        return items
+
+    batcher = DynamicBatcher(fn, max_batch=8, max_wait_s=2.0, adaptive=True)
+    try:
+        t0 = time.monotonic()
+        assert batcher.submit(1).result(5) == 1
+        assert time.monotonic() - t0 < 1.0  # nothing else announced: no 2 s wait
+        batcher.expect()
+        first = batcher.submit(2)
+        time.sleep(0.2)  # the announced request is still "reading its body"
+        second = batcher.submit(3, expected=True)
+        assert (first.result(5), second.result(5)) == (2, 3)
+        assert sizes == [1, 2]  # the batch waited for the announced request
+        batcher.expect()
+        batcher.cancel()  # announced, then malformed: nobody waits for it
+        t0 = time.monotonic()
+        assert batcher.submit(4).result(5) == 4 and time.monotonic() - t0 < 1.0
+    finally:
+        batcher.close()
