@@ -86,9 +86,9 @@ def main() -> None:
         full = run_arm(task, "none", args, Path(tmp))
     assert pruned["params"] == full["params"], "the arms must search the same trials"
     log(f"{args.trials} trials x {args.steps} steps, template-regression, same random trials")
-    log(f"{'arm':<20}{'steps trained':>14}{'seconds':>9}{'best dev.loss':>15}{'pruned':>8}")
+    log(f"{'arm':<30}{'steps trained':>14}{'seconds':>9}{'best dev.loss':>15}{'pruned':>8}")
     for name, r in ((f"pruner={args.pruner}", pruned), ("pruner=none", full)):
-        log(f"{name:<20}{r['steps']:>14}{r['seconds']:>9.1f}{r['best']:>15.5g}{r['pruned']:>8}")
+        log(f"{name:<30}{r['steps']:>14}{r['seconds']:>9.1f}{r['best']:>15.5g}{r['pruned']:>8}")
     log(f"steps ratio (none / {args.pruner}): {full['steps'] / pruned['steps']:.2f}x; "
         f"time ratio: {full['seconds'] / pruned['seconds']:.2f}x; best-loss ratio "
         f"({args.pruner} / none): {pruned['best'] / full['best']:.3f}")
