@@ -1,0 +1,150 @@
+"""Benchmark: the core Trainer vs a bare hand-written PyTorch loop (issue 5 goal).
+
+The same MLP, data, optimizer (AdamW, warm-up + cosine), gradient clipping and
+number of steps run three ways, interleaved and repeated ``--repeats`` times; the
+best (minimum) time of each is compared, since other load on the machine only ever
+adds time (medians are printed too):
+
+* ``bare``: a DataLoader loop written by hand (forward, backward, clip, step, schedule);
+* ``trainer``: ``fit()`` with logging, progress and checkpoints off;
+* ``trainer+log``: ``fit()`` writing a metrics.jsonl line and a progress line every step.
+
+Goals: trainer <= 1.03 x bare, trainer+log <= 1.10 x bare. Wall time covers the
+whole run for every variant (model, optimizer and loader construction included).
+
+    OMP_NUM_THREADS=1 python benchmarks/train_overhead.py            # CPU, 300 steps
+    python benchmarks/train_overhead.py --steps 1000 --device cuda
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import statistics
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, TensorDataset
+from torchsuite.core import StepOutput, Task, TrainableConfig, option, resolve_config
+from torchsuite.core.train import fit
+from torchsuite.core.train.optim import build_optimizer, build_scheduler
+
+
+@dataclass
+class BenchModel:
+    width: int = option(512, "hidden width", ge=1)
+    samples: int = option(8192, "training samples", ge=1)
+
+
+@dataclass
+class BenchConfig(TrainableConfig):
+    model: BenchModel = field(default_factory=BenchModel)
+
+
+def _data(n: int) -> TensorDataset:
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(n, 128, generator=gen)
+    return TensorDataset(x, (x[:, :10] > 0).long().sum(1) % 10)
+
+
+def _model(width: int) -> nn.Module:
+    return nn.Sequential(nn.Linear(128, width), nn.GELU(), nn.Linear(width, width), nn.GELU(),
+                         nn.Linear(width, 10))
+
+
+class BenchTask(Task[BenchConfig]):
+    name = "bench-mlp"
+    Config = BenchConfig
+
+    def datasets(self) -> Mapping[str, Dataset[Any]]:
+        return {"train": _data(self.cfg.model.samples)}
+
+    def build_model(self) -> nn.Module:
+        return _model(self.cfg.model.width)
+
+    def training_step(self, model: nn.Module, batch: Any) -> StepOutput:
+        x, y = batch
+        return StepOutput(nn.functional.cross_entropy(model(x), y))
+
+
+def bare(cfg: BenchConfig, device: torch.device) -> float:
+    """The loop a user would write by hand; returns seconds."""
+    t0 = time.perf_counter()
+    torch.manual_seed(cfg.train.seed)
+    model = _model(cfg.model.width).to(device)
+    opt = build_optimizer(model, cfg.optim)  # same groups/hyper-parameters as the trainer
+    sched = build_scheduler(opt, cfg.optim, cfg.train.max_steps)
+    loader = DataLoader(_data(cfg.model.samples), batch_size=cfg.train.batch_size, shuffle=True,
+                        generator=torch.Generator().manual_seed(0))
+    step = 0
+    model.train()
+    while step < cfg.train.max_steps:
+        for x, y in loader:
+            x, y = x.to(device), y.to(device)
+            loss = nn.functional.cross_entropy(model(x), y)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.clip_grad_norm)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            sched.step()
+            step += 1
+            if step == cfg.train.max_steps:
+                break
+    float(loss.detach())  # wait for the device
+    return time.perf_counter() - t0
+
+
+def trainer(cfg: BenchConfig) -> float:
+    with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stderr(io.StringIO()), \
+            contextlib.redirect_stdout(io.StringIO()):
+        t0 = time.perf_counter()
+        fit(BenchTask(cfg), Path(tmp) / "run")
+        return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--width", type=int, default=512)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--device", default="cpu")
+    args = ap.parse_args()
+    device = torch.device(args.device)
+    common = [f"train.max_steps={args.steps}", f"train.batch_size={args.batch}",
+              f"model.width={args.width}", f"train.device={args.device}",
+              "train.precision=fp32", "train.eval_every=0", "train.tensorboard=false"]
+    quiet = resolve_config(BenchConfig, overrides=[
+        *common, "train.checkpoints=false", "train.progress=off",
+        f"train.log_every={args.steps}"])
+    logged = resolve_config(BenchConfig, overrides=[
+        *common, "train.checkpoints=false", "train.progress=lines", "train.log_every=1"])
+    runs: dict[str, list[float]] = {"bare": [], "trainer": [], "trainer+log": []}
+    bare(quiet, device)  # warm-up: allocator, kernels, lazy imports
+    trainer(quiet)
+    for i in range(args.repeats):
+        runs["bare"].append(bare(quiet, device))
+        runs["trainer"].append(trainer(quiet))
+        runs["trainer+log"].append(trainer(logged))
+        print(f"repeat {i + 1}/{args.repeats}: " + ", ".join(
+            f"{k} {v[-1]:.3f}s" for k, v in runs.items()), flush=True)
+    best = {k: min(v) for k, v in runs.items()}
+    med = {k: statistics.median(v) for k, v in runs.items()}
+    print(f"\n{args.steps} steps, batch {args.batch}, width {args.width}, {device} "
+          f"(torch threads {torch.get_num_threads()}), best of {args.repeats}:")
+    for k, v in best.items():
+        print(f"  {k:12s} {v:7.3f} s  {args.steps / v:8.1f} steps/s  "
+              f"ratio {v / best['bare']:.3f}  (median ratio {med[k] / med['bare']:.3f})")
+    print(f"trainer / bare      = {best['trainer'] / best['bare']:.3f}  (goal <= 1.03)")
+    print(f"trainer+log / bare  = {best['trainer+log'] / best['bare']:.3f}  (goal <= 1.10)")
+
+
+if __name__ == "__main__":
+    main()
