@@ -259,6 +259,16 @@ def locate_failure(model: nn.Module, inputs: tuple[Any, ...], fmt: str,
     return current, error
 
 
+def _require_onnx() -> None:
+    """The ONNX exporter needs onnx + onnxscript; say so instead of blaming a layer."""
+    import importlib.util
+
+    missing = [m for m in ("onnx", "onnxscript") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise SuiteError(f"--format onnx needs {' and '.join(missing)}: "
+                         "pip install 'torchsuite[export]'.")
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     line = next((x for x in text.splitlines() if x.strip()), "")
@@ -274,6 +284,8 @@ def export_format(model: nn.Module, inputs: tuple[Any, ...], fmt: str, folder: P
     """
     if fmt not in _EXPORTERS:
         raise SuiteError(f"--format {fmt}: unknown; choose one of {', '.join(FORMATS)}.")
+    if fmt == "onnx":
+        _require_onnx()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / FORMATS[fmt]
     model = model.eval()

@@ -128,3 +128,15 @@ def test_cli_verbs_and_bad_input(template_run: Path, tmp_path: Path,
                  "finetune.mode=sideways"]) == 2
     assert "finetune.mode" in capsys.readouterr().err
     assert os.listdir(out)
+
+
+def test_onnx_without_its_packages_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "onnxscript" else real(name, *a))
+    with pytest.raises(SuiteError, match=r"needs onnxscript: pip install 'torchsuite\[export\]'"):
+        export_format(nn.Linear(2, 2), (torch.randn(1, 2),), "onnx", tmp_path)

@@ -111,3 +111,16 @@ def test_bad_sources_are_clear_errors(template_run: Path, seq_run: Path) -> None
     with pytest.raises(SuiteError, match=r"finetune\.trainable names 'nohead'"):
         run_finetune("template-regression", str(template_run),
                      overrides=[*FT, "finetune.mode=freeze", 'finetune.trainable=["nohead"]'])
+
+
+def test_feature_mode_with_an_lstm_backbone(seq_run: Path, tmp_path: Path) -> None:
+    out = run_finetune("lifecycle-seq", str(seq_run),
+                       overrides=[*FT, "train.max_steps=40", "optim.lr=0.05",
+                                  "finetune.mode=feature", "finetune.head=head"],
+                       run_dir=str(tmp_path / "seq-feature"))
+    report = json.loads((out / "transfer.json").read_text())
+    target = "target (held-out)"
+    assert report["after"][target]["acc"] > report["before"][target]["acc"]
+    src, new = _weights(seq_run), _weights(out)
+    changed = {k.split(".")[0] for k in src if not torch.equal(src[k], new[k])}
+    assert changed == {"head"}  # backbone and proj frozen; only the fresh head trained
