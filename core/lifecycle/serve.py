@@ -165,6 +165,11 @@ class ServeAdapter:
                 raise RequestError(f"inputs[{i}] must hold {kind}s, got floats")
             if kind == "float" and not bool(torch.isfinite(t.float()).all()):
                 raise RequestError(f"inputs[{i}] holds NaN or infinity")
+            if kind == "int" and t.numel():
+                info = torch.iinfo(ref.dtype)  # e.g. uint8 pixels: 0..255, never wrapped
+                if int(t.min()) < info.min or int(t.max()) > info.max:
+                    raise RequestError(f"inputs[{i}] must hold integers in {info.min}..{info.max}"
+                                       f" ({str(ref.dtype).removeprefix('torch.')})")
             out.append(t.to(ref.dtype))
         return tuple(out)
 

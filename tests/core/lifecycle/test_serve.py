@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 import urllib.error
@@ -250,3 +251,26 @@ def test_adaptive_batcher_waits_only_for_announced_items() -> None:
         assert batcher.submit(4).result(5) == 4 and time.monotonic() - t0 < 1.0
     finally:
         batcher.close()
+
+
+def test_default_decoding_checks_shape_kind_and_integer_range() -> None:
+    from torchsuite.core.lifecycle.serve import RequestError
+
+    class Pixels:
+        name = "pixels"
+
+        def example_inputs(self) -> tuple[torch.Tensor, torch.Tensor]:
+            return torch.zeros(1, 2, 2, dtype=torch.uint8), torch.zeros(1, 3)
+
+    adapter = ServeAdapter(Pixels(), torch.nn.Identity())  # type: ignore[arg-type]
+    img, vec = adapter.decode({"inputs": [[[0, 255], [7, 9]], [0.5, 1, 2]]})
+    assert img.dtype == torch.uint8 and img.tolist() == [[0, 255], [7, 9]]
+    assert vec.dtype == torch.float32 and vec.tolist() == [0.5, 1.0, 2.0]
+    for bad, reason in [({"inputs": [[[0, 256], [0, 0]], [0, 0, 0]]}, "0..255"),
+                        ({"inputs": [[[0.5, 1], [0, 0]], [0, 0, 0]]}, "must hold ints"),
+                        ({"inputs": [[[0, 1], [0, 0]]]}, "the model takes 2"),
+                        ({"inputs": [[[0, 1], [0]], [0, 0, 0]]}, "rectangular"),
+                        ([1, 2], '{"inputs"')]:
+        with pytest.raises(RequestError, match=re.escape(reason)):
+            adapter.decode(bad)
+    assert adapter.example_request() == {"inputs": [[[0, 0], [0, 0]], [0.0, 0.0, 0.0]]}
