@@ -63,6 +63,8 @@ class DrivingData(DataConfig):
     noise: float = option(0.15, "steering impulses per second injected while recording so "
                                 "the data shows recoveries (0: clean expert)", ge=0.0)
     min_route: float = option(250.0, "shortest route of a drive (m)", ge=50.0)
+    max_seconds: float = option(0.0, "stop each simulated drive after this many seconds "
+                                     "(0: at the end of its route)", ge=0.0)
     salt: str = option("driving-v1", "split hash salt")
     target_pattern: str = option("", "--source drives whose file stem matches this glob go "
                                      "to the target split")
@@ -154,6 +156,9 @@ class DrivingTask(Task[DrivingConfig]):
         """
         d = self.cfg.data
         if source is not None:
+            if not Path(source).exists():
+                raise DataError(f"--source {source}: no such file or directory. Give a .npz "
+                                f"drive or a directory of them (plugins/driving/FORMAT.md).")
             files = sorted(Path(source).glob("*.npz")) if Path(source).is_dir() else [
                 Path(source)]
             if not files:
@@ -171,6 +176,8 @@ class DrivingTask(Task[DrivingConfig]):
         plan += [(f"town{d.target_town_seed}-drive{i}", True, i) for i in range(d.target_drives)]
         for k, (gid, tgt, seed) in enumerate(plan):
             sc = make_scenario(seed, self.scenario_config(tgt))
+            if d.max_seconds > 0:
+                sc.time_limit = min(sc.time_limit, d.max_seconds)
             drive, res = record_drive(sc, self.sensor_config(tgt), d.record_every, d.noise)
             validate_drive(drive, gid)
             print(f"drive {k + 1}/{len(plan)} {gid}: {len(drive['t'])} frames, "
@@ -194,9 +201,11 @@ class DrivingTask(Task[DrivingConfig]):
                         stats["imu"].append(rec["imu"])
                         stats["route"].append(rec["route"])
                         stats["radar"].extend(rec["radar"][rec["radar"][:, 3] > 0])
-        if not counts.get("train"):
-            raise DataError(f"{out}: no training frames were written; use more drives "
-                            f"(data.drives) or longer logged drives.")
+            if not counts.get("train"):
+                # Raised inside the writer: it aborts and leaves no half data set behind.
+                raise DataError(f"{out}: no training frames were written (frames per split: "
+                                f"{counts}); use more drives (--drives N) or longer logged "
+                                f"drives.")
         norm = {}
         for k, rows in stats.items():
             arr = np.asarray(rows, dtype=np.float64).reshape(-1, 4 if k != "route" else 10)

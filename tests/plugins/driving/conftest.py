@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import pytest
+import torch
 from torchsuite.plugins.driving.sim.world import (
     KIND_MOVING,
     Scenario,
@@ -33,6 +34,15 @@ def place_vehicles(sc: Scenario, s: list[float], d: list[float], v: list[float],
         "forced_accel": np.full(n, np.nan),
     }
     return sc
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread() -> Iterator[None]:
+    """Small models on a shared 2-core machine: one thread avoids oversubscription stalls."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
 
 
 @pytest.fixture

@@ -1,0 +1,106 @@
+"""The driving task end to end on a tiny data set: prepare -> train -> closed loop."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torchsuite.core import DataError, resolve_config
+from torchsuite.core.data import ShardedDataset, check_dataset, group_hash, read_manifest
+from torchsuite.core.train import fit
+from torchsuite.plugins.driving.closed_loop import run_scenario
+from torchsuite.plugins.driving.drives import save_drive
+from torchsuite.plugins.driving.policy import LearnedPolicy, load_planner
+from torchsuite.plugins.driving.sim.world import make_scenario
+from torchsuite.plugins.driving.task import DrivingConfig, DrivingTask
+
+TINY = [
+    "data.drives=6", "data.target_drives=1", "data.traffic=3", "data.max_seconds=4.95",
+    "data.record_every=5", "data.min_route=120", "model.width=16",
+    "train.max_steps=3", "train.batch_size=8", "train.eval_every=0", "train.log_every=1",
+    "train.progress=off", "train.tensorboard=false", "optim.warmup_steps=0",
+]
+
+
+def _task(tmp: Path, *extra: str) -> DrivingTask:
+    cfg = resolve_config(DrivingConfig, overrides=[f'data.dir="{tmp / "data"}"', *TINY, *extra])
+    return DrivingTask(cfg)
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory: pytest.TempPathFactory) -> DrivingTask:
+    task = _task(tmp_path_factory.mktemp("driving"))
+    task.prepare(None)
+    return task
+
+
+def test_prepare_splits_by_drive_exactly_once(prepared: DrivingTask) -> None:
+    manifest = read_manifest(prepared.data_dir)
+    assert "train" in manifest.splits and "target" in manifest.splits
+    report = check_dataset(prepared.data_dir)
+    assert report.ok, str(report)  # no drive straddles two splits
+    salt = prepared.cfg.data.salt
+    seen: dict[int, str] = {}
+    total = 0
+    for split in manifest.splits:
+        ds = ShardedDataset(prepared.data_dir, split)
+        for g in np.unique(ds.group_hashes()):
+            assert g not in seen, "a drive in two splits"
+            seen[int(g)] = split
+        total += len(ds)
+    # Every drive (6 in town 0 + 1 in the target town) is there, 4.95 s at 2 Hz = 10 frames each.
+    assert total == 7 * 10
+    assert seen[group_hash("town1-drive0", salt)] == "target"
+    assert sum(1 for s in seen.values() if s == "target") == 1
+
+
+def test_records_hold_sensors_and_labels(prepared: DrivingTask) -> None:
+    rec = prepared.datasets()["train"][0]
+    assert rec["camera"].dtype == torch.uint8 and rec["camera"].shape == (3, 64, 64)
+    assert rec["lidar"].shape == (360,) and rec["radar"].shape == (8, 4)
+    assert rec["waypoints"].shape == (6, 2) and rec["target_speed"].ndim == 0
+
+
+def test_prepare_refuses_to_overwrite(prepared: DrivingTask) -> None:
+    with pytest.raises(DataError, match="already holds a data set"):
+        prepared.prepare(None)
+
+
+def test_train_then_drive_one_closed_loop_scenario(prepared: DrivingTask, tmp_path: Path) -> None:
+    result = fit(prepared, tmp_path / "run")
+    assert np.isfinite(result.dev_metrics["dev.loss"])
+    model = load_planner(prepared, tmp_path / "run")
+    wp, speed, accel = model(*prepared.example_inputs())
+    assert wp.shape == (1, 6, 2) and speed.shape == (1,) and accel.shape == (1,)
+    sc = make_scenario(prepared.cfg.eval.seed_offset, prepared.scenario_config())
+    res = run_scenario(sc, LearnedPolicy(model), prepared.sensor_config(), max_steps=15)
+    assert 0.0 <= res.completion <= 1.0 and len(res.jerks) == 15
+    # Ablation zeroes one sensor: a different plan from the same input.
+    obs = {k: v.numpy() for k, v in zip(("camera", "lidar", "radar", "imu", "route"),
+                                         prepared.example_inputs())}
+    obs["camera"] = np.full_like(obs["camera"], 200)
+    full = LearnedPolicy(model).act(None, {k: v[0] for k, v in obs.items()})  # type: ignore[arg-type]
+    blind = LearnedPolicy(model, drop=("camera",)).act(None, {k: v[0] for k, v in obs.items()})  # type: ignore[arg-type]
+    assert not np.allclose(full.waypoints, blind.waypoints)
+
+
+def test_prepare_from_user_drives_and_clear_errors(tmp_path: Path) -> None:
+    src = _task(tmp_path / "sim", "data.drives=2", "data.target_drives=0")
+    drives = []
+    for gid, _, drive in src._drives(None):
+        drives.append(drive)
+        save_drive(tmp_path / "logs" / f"{gid}.npz", drive)
+    task = _task(tmp_path / "user", 'data.salt="s3"', 'data.target_pattern="*drive1"')
+    task.prepare(tmp_path / "logs")
+    manifest = read_manifest(task.data_dir)
+    assert manifest.splits["target"].num_records == 10  # drive1 matched the pattern
+    bad = dict(drives[0])
+    bad.pop("radar")
+    save_drive(tmp_path / "broken" / "x.npz", bad)
+    with pytest.raises(DataError, match=r"x\.npz: missing field\(s\) \['radar'\]"):
+        _task(tmp_path / "user2").prepare(tmp_path / "broken")
+    assert not (tmp_path / "user2" / "data" / "manifest.json").exists()
+    with pytest.raises(DataError, match="no such file"):
+        _task(tmp_path / "user3").prepare(tmp_path / "nowhere")
