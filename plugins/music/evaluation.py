@@ -9,11 +9,11 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
 from torch import nn
 from torchsuite.core import DataError
 
+from .dataset import WindowView, piece_tokens
 from .stats import NGramModel, compare_stats
 
 if TYPE_CHECKING:
@@ -46,11 +46,12 @@ def baseline_nll(task: MusicTask, split: str) -> dict[str, float]:
     cache: dict[str, dict[str, float]] = task.__dict__.setdefault("_baseline_cache", {})
     if split in cache:
         return cache[split]
-    train = task.pieces("train")
-    seqs = [np.asarray(train[i]["tokens"]).tolist() for i in range(len(train))]
-    windows = task.eval_windows(split)
+    sets = task.datasets()
+    train = sets["train"]
+    seqs = [piece_tokens(train, i).tolist() for i in range(len(train))]  # type: ignore[arg-type]
+    view = WindowView(sets[split], train=False)
     scored = [(w["tokens"].tolist(), w["loss_mask"].tolist())
-              for w in (windows[i] for i in range(len(windows)))]
+              for i in range(len(view)) for w in view[i]]
     out: dict[str, float] = {}
     n = task.cfg.eval.ngram
     for name, order in (("unigram", 1), ("ngram", n)):
@@ -67,7 +68,8 @@ def evaluate_music(task: MusicTask, model: nn.Module, split: str) -> dict[str, f
     out: dict[str, float] = {"nll": nll, "ppl": math.exp(min(nll, 50.0)), "tokens": float(count)}
     out.update(baseline_nll(task, split))
     cfg = task.cfg.eval
-    if split in ("test", "target") and cfg.pieces > 0:
+    fine_tuning = getattr(task, "_ft", None) is not None  # core finetune: keep it quick
+    if split in ("test", "target") and cfg.pieces > 0 and not fine_tuning:
         out.update(music_stats(task, model, split, cfg.pieces, cfg.bars))
     return out
 
@@ -78,8 +80,8 @@ def music_stats(task: MusicTask, model: nn.Module, split: str, n: int,
     side by side with the split's real pieces."""
     from .generation import sample_piece
 
-    pieces = task.pieces(split)
-    real = [task.tok.decode(np.asarray(pieces[i]["tokens"]).tolist()) for i in range(len(pieces))]
+    ds = task.datasets()[split]
+    real = [task.tok.decode(piece_tokens(ds, i).tolist()) for i in range(len(ds))]  # type: ignore[arg-type]
     t0 = time.perf_counter()
     s = task.cfg.sample
     generated = []

@@ -29,7 +29,7 @@ from torchsuite.core import (
     option,
 )
 
-from .dataset import EvalWindows, TrainWindows, augment_tokens, collate_windows
+from .dataset import PieceWindows, WindowView, augment_tokens, collate_windows
 from .model import MusicTransformer, TransformerSpec
 from .tokenizer import STYLES, MusicTokenizer
 
@@ -183,7 +183,6 @@ class MusicTask(Task[MusicConfig]):
         super().__init__(cfg)
         self.tok = MusicTokenizer()
         self._sets: dict[str, Dataset] | None = None
-        self._eval_sets: dict[str, EvalWindows] = {}
         self._samples_written = False
 
     # ------------------------------------------------------------------ data
@@ -222,37 +221,28 @@ class MusicTask(Task[MusicConfig]):
         return [s for s, info in manifest.splits.items() if info.num_records > 0]
 
     def datasets(self) -> Mapping[str, Dataset]:
+        """Every non-empty split as a :class:`PieceWindows` (one item per piece)."""
         if self._sets is None:
             self.ensure_prepared()
             seq = self.cfg.model.seq_len
-            sets: dict[str, Dataset] = {}
-            for split in self.splits():
-                pieces = self.pieces(split)
-                sets[split] = (TrainWindows(pieces, self.tok, seq) if split in ("train", "target")
-                               else self.eval_windows(split))
+            sets: dict[str, Dataset] = {
+                split: PieceWindows(self.pieces(split), self.tok, seq) for split in self.splits()}
             if "train" not in sets:
                 raise DataError(f"{self.data_dir} has no train split; re-run "
                                 "`suite prepare music data.overwrite=true`.")
             self._sets = sets
         return self._sets
 
-    def eval_windows(self, split: str) -> EvalWindows:
-        """Consecutive windows covering every token of ``split`` once (cached)."""
-        if split not in self._eval_sets:
-            self._eval_sets[split] = EvalWindows(self.pieces(split), self.tok,
-                                                 self.cfg.model.seq_len)
-        return self._eval_sets[split]
-
     def dataloader(self, split: str, *, train: bool) -> Iterable[Any]:
+        """Random windows for training; for evaluation every window of every piece."""
         sets = self.datasets()
         if split not in sets:
             raise DataError(f"the prepared music data in {self.data_dir} has no '{split}' split "
                             f"(it has: {', '.join(sets)}).")
-        ds = sets[split] if train else self.eval_windows(split)
         gen = torch.Generator().manual_seed(self.cfg.train.seed)
-        return DataLoader(ds, batch_size=self.cfg.train.batch_size, shuffle=train,
-                          generator=gen, num_workers=self.cfg.train.num_workers,
-                          collate_fn=self.collate)
+        return DataLoader(WindowView(sets[split], train=train),
+                          batch_size=self.cfg.train.batch_size, shuffle=train, generator=gen,
+                          num_workers=self.cfg.train.num_workers, collate_fn=self.collate)
 
     def collate(self, samples: list[Any]) -> Any:
         return collate_windows(samples, self.tok.pad_id)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from torch.utils.data import Subset
 from torchsuite.plugins.music.dataset import (
     EvalWindows,
-    TrainWindows,
+    PieceWindows,
+    WindowView,
     augment_tokens,
     collate_windows,
+    piece_tokens,
 )
 from torchsuite.plugins.music.events import Piece
 from torchsuite.plugins.music.grammar import Grammar
@@ -21,12 +24,12 @@ def _records(tok: MusicTokenizer, pieces: list[Piece]) -> list[dict[str, np.ndar
 
 def test_train_windows_are_grammatical_prefixes(tok: MusicTokenizer,
                                                  chorales: list[Piece]) -> None:
-    ds = TrainWindows(_records(tok, chorales), tok, seq_len=64)
+    ds = PieceWindows(_records(tok, chorales), tok, seq_len=64)
     torch.manual_seed(0)
     starts = set()
     for _ in range(20):
         for i in range(len(ds)):
-            s = ds[i]
+            (s,) = ds[i]
             ids = s["tokens"].tolist()
             assert len(ids) <= 64
             Grammar(tok).feed(ids)  # raises on an ill-formed window
@@ -53,7 +56,7 @@ def test_eval_windows_score_every_token_once(tok: MusicTokenizer,
     total = sum(len(r["tokens"]) for r in records)
     assert scored == total - len(records)  # each piece's first token has no context
     assert rebuilt == [t for r in records for t in r["tokens"].tolist()]
-    short, long = sorted((ds[0], ds[1]), key=lambda s: len(s["tokens"]))
+    short, long = sorted((ds[0], ds[1]), key=lambda s: len(s["tokens"]))  # type: ignore[misc]
     batch = collate_windows([short, long], pad_id=tok.pad_id)
     n = len(short["tokens"])
     assert batch["tokens"].shape == (2, len(long["tokens"]))
@@ -90,3 +93,19 @@ def test_tempo_stretch_moves_tempo_tokens_only(tok: MusicTokenizer, piece: Piece
     assert torch.equal(out[~is_tempo], ids[~is_tempo])
     assert ((out - ids)[is_tempo].abs() <= 2).all()
     assert not torch.equal(out, ids)
+
+
+def test_window_view_modes_through_subsets(tok: MusicTokenizer, chorales: list[Piece]) -> None:
+    """Fine-tuning wraps the dataset in Subsets; both modes must still reach the pieces."""
+    records = _records(tok, chorales)
+    sub = Subset(PieceWindows(records, tok, seq_len=64), [2, 0])
+    assert piece_tokens(sub, 0).tolist() == records[2]["tokens"].tolist()
+    evals = WindowView(sub, train=False)[1]
+    expected = EvalWindows(records[:1], tok, 64).windows
+    assert len(evals) == len(expected) > 1
+    assert all(torch.equal(a["tokens"], b["tokens"]) and torch.equal(a["loss_mask"], b["loss_mask"])
+               for a, b in zip(evals, expected, strict=True))
+    (train,) = WindowView(sub, train=True)[1]
+    assert len(train["tokens"]) <= 64
+    batch = collate_windows([WindowView(sub, train=False)[0], [train]], pad_id=tok.pad_id)
+    assert batch["tokens"].shape[0] == len(WindowView(sub, train=False)[0]) + 1
