@@ -12,8 +12,10 @@
 
 Interrupting (Ctrl-C) marks the running trial failed and queues its parameters
 again, so re-running the same command resumes the study. A process killed
-outright leaves its trial "running"; with an SQL storage the trial stops sending
-heartbeats, and the next process to start a trial fails and re-queues it. A
+outright leaves its trial "running": the next run on the same machine sees that
+the trial's process is gone and re-queues it at once; a trial of a process on
+another machine stops sending heartbeats, and the next process to start a trial
+after the grace period (2 x ``heartbeat``) fails and re-queues it. A
 re-queued trial continues the interrupted run directory from its last
 checkpoint when it has one (``train.checkpoints``) and starts afresh otherwise. Several
 processes (or machines) given the same ``--storage``/``--study`` draw disjoint
@@ -204,8 +206,31 @@ class Tuner:
             )
         return study
 
+    def _fail_dead_local_trials(self, study: optuna.Study) -> None:
+        """Fail the running trials of processes on this machine that no longer exist.
+
+        A process killed outright (SIGKILL, a crash, a closed laptop) leaves its trial
+        RUNNING. Heartbeats catch that too, but only a grace period later; a trial whose
+        worker ran on this host under a PID that is gone is known dead now, so re-running
+        the command right away continues it. Trials of other machines are left to their
+        heartbeats.
+        """
+        host = socket.gethostname()
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            worker_host, _, pid = str(t.user_attrs.get("worker", "")).rpartition(":")
+            if worker_host != host or not pid.isdigit() or _alive(int(pid)):
+                continue
+            try:
+                study._storage.set_trial_user_attr(
+                    t._trial_id, "interrupted", f"process {pid} on {host} is gone")
+                study._storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                continue  # another process got there first
+            self.echo(f"trial {t.number} was left running by process {pid}, which is gone")
+
     def _requeue_interrupted(self, study: optuna.Study) -> None:
-        """Queue again the parameters of trials stopped by Ctrl-C (once each)."""
+        """Queue again the parameters of trials stopped by Ctrl-C or a dead process
+        (once each)."""
         trials = study.get_trials(deepcopy=False)
         retried = {t.user_attrs.get("retry_of") for t in trials}
         for t in trials:
@@ -349,6 +374,7 @@ class Tuner:
         self.check_space()
         study = self.open_study()
         self._check_leftovers(study)
+        self._fail_dead_local_trials(study)
         self._requeue_interrupted(study)
         finished = len(study.get_trials(deepcopy=False, states=FINISHED))
         where = self.settings.storage or self.study_dir / "study.db"
@@ -384,6 +410,17 @@ def best_trial(study: optuna.Study) -> FrozenTrial | None:
         return study.best_trial
     except ValueError:  # no completed trial yet
         return None
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process with this PID exists on this machine."""
+    try:
+        os.kill(pid, 0)  # signal 0: only checks
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
 
 
 def _plain(tree: Any) -> Any:

@@ -126,10 +126,49 @@ def test_ctrl_c_stops_the_trial_and_the_rerun_continues_it(
     assert len(study.get_trials(states=FINISHED)) == 4
 
 
+def _tune_in_child(make: Any, study_dir: Path, overrides: list[str]) -> None:
+    make(study_dir, 2, overrides=overrides).run()
+
+
+def test_a_killed_study_resumes_from_its_sqlite_file(
+    make_tuner: Any, fast: list[str], tmp_path: Path
+) -> None:
+    """SIGKILL a tuning process mid-trial; the next run continues that trial's run from its
+    last checkpoint and keeps what finished."""
+    overrides = [a for a in fast if a != "train.checkpoints=false"]
+    overrides = [a.replace("train.max_steps=40", "train.max_steps=120")
+                 .replace("train.eval_every=10", "train.eval_every=30") for a in overrides]
+    study_dir = tmp_path / "study"
+    ctx = multiprocessing.get_context("fork")  # the child reuses the imported torch
+    child = ctx.Process(target=_tune_in_child, args=(make_tuner, study_dir, overrides))
+    child.start()
+    deadline = time.monotonic() + 120
+    while not list((study_dir / "trial-001" / "checkpoints").glob("step-*.pt")):
+        assert child.is_alive() and time.monotonic() < deadline, "no checkpoint of trial 1"
+        time.sleep(0.02)
+    os.kill(child.pid, signal.SIGKILL)  # no handler runs: nothing is marked or saved
+    child.join()
+    before = {t.number: t for t in make_tuner(study_dir, 2).open_study().get_trials()}
+    assert before[0].state == TrialState.COMPLETE
+    assert before[1].state == TrialState.RUNNING  # left behind by the dead process
+
+    result = make_tuner(study_dir, 2, overrides=overrides).run()  # at once: no grace period
+    trials = {t.number: t for t in result.study.get_trials()}
+    assert trials[0].value == before[0].value  # kept, not re-run
+    assert trials[1].state == TrialState.FAIL and "is gone" in trials[1].user_attrs["interrupted"]
+    (retry,) = [t for t in trials.values() if t.user_attrs.get("retry_of") == 1]
+    assert retry.params == before[1].params and retry.state in FINISHED
+    run1 = study_dir / "trial-001"
+    assert retry.user_attrs["run_dir"] == str(run1)  # continued in place ...
+    resumed = [r for r in read_metrics(run1 / "metrics.jsonl") if r.get("event") == "resumed"]
+    assert len(resumed) == 1 and resumed[0]["step"] >= 30  # ... from its checkpoint
+    assert len(result.study.get_trials(states=FINISHED)) == 2
+
+
 def test_a_trial_left_running_by_a_dead_process_is_retried(
     make_tuner: Any, tmp_path: Path
 ) -> None:
-    """The in-process half of a kill: a RUNNING trial whose heartbeat stopped."""
+    """A trial of a process on another machine (no local PID to check): its heartbeat."""
     tuner = make_tuner(tmp_path / "study", 2, heartbeat=1)
     study = tuner.open_study()
     space = {"optim.lr": tuner.params[0].distribution}
@@ -261,13 +300,12 @@ def test_killed_cli_study_resumes_from_its_sqlite_file(
     before = optuna.load_study(study_name="tune", storage=url).get_trials()
     killed = before[-1]
     assert killed.state == TrialState.RUNNING  # nobody could mark it: the process is gone
-    time.sleep(3.1)  # past the grace period (2 x 1 s; SQLite keeps whole seconds)
 
     cfg = TuneConfig(trials=3, heartbeat=1, params={"optim.lr": "loguniform:1e-4:1e-1"})
     tuner = Tuner(task_cls, cfg, overrides=slow, study_dir=study_dir, echo=lambda _: None)
     study = tuner.run().study
     trials = {t.number: t for t in study.get_trials()}
-    assert trials[killed.number].state == TrialState.FAIL  # declared dead by its heartbeat
+    assert trials[killed.number].state == TrialState.FAIL  # its PID is gone: declared dead
     retried = [t for t in trials.values() if t.number > killed.number
                and t.params == killed.params]
     assert retried and retried[0].state in FINISHED
