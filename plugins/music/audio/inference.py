@@ -39,14 +39,21 @@ class LoadedModel:
 
 
 def load_run(ref: str | Path) -> LoadedModel:
-    """The best checkpoint of a ``music-audio`` run (``latest`` = the newest run)."""
+    """The best checkpoint of a ``music-audio`` or ``music-audio-gan`` run (a directory or
+    a name under ``runs/``)."""
+    from torchsuite.core.runs import find_run
+
     args = argparse.Namespace(config=[], overrides=[], set_=[])
-    task, run = task_from_run(ref, args, "music-audio")
+    try:
+        found = find_run(ref, "music-audio")
+    except SuiteError:
+        found = find_run(ref, "music-audio-gan")  # its error names the places it looked
+    task, run = task_from_run(found, args)
     if not isinstance(task, MusicAudioTask):
         raise SuiteError(f"run '{run}' is not a music-audio run.")
     path = best_checkpoint(run)
     ckpt = load_checkpoint(path)
-    model = SoundSourceModel(task.model_spec())
+    model = task.build_model()  # music-audio-gan: generator + discriminator
     load_model_state(model, ckpt, task=task.name, path=path)
     model.eval()
     return LoadedModel(task, unwrap(model), run)

@@ -12,12 +12,14 @@ from typing import Any
 from torchsuite.core import CommandSet, Task, hookimpl
 
 from .commands import configure_synthesize, configure_transfer, run_synthesize, run_transfer
+from .gan import MusicAudioGanTask
 from .task import MusicAudioTask
 
 
 @hookimpl
 def register_tasks(register: Callable[[type[Task[Any]]], None]) -> None:
     register(MusicAudioTask)
+    register(MusicAudioGanTask)
 
 
 @hookimpl

@@ -121,10 +121,12 @@ class MusicAudioConfig(TrainableConfig):
 
 
 def unwrap(model: nn.Module) -> SoundSourceModel:
-    """The :class:`SoundSourceModel` inside DDP / torch.compile wrappers."""
+    """The :class:`SoundSourceModel` inside DDP / torch.compile wrappers, or the generator
+    of an adversarial (``music-audio-gan``) model."""
     m: Any = model
     while not isinstance(m, SoundSourceModel):
-        inner = getattr(m, "module", None) or getattr(m, "_orig_mod", None)
+        inner = (getattr(m, "module", None) or getattr(m, "_orig_mod", None)
+                 or getattr(m, "gen", None))
         if inner is None:
             raise TypeError(f"expected a SoundSourceModel, got {type(model).__name__}")
         m = inner

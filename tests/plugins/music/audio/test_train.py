@@ -122,3 +122,23 @@ def test_cli_refuses_an_unknown_voice_in_one_paragraph(trained: Path, tmp_path: 
     assert proc.returncode == 2, proc.stderr
     assert "unknown voice 'tuba'" in proc.stderr and "tone-bright" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_finetune_on_the_target_split_adds_the_new_voice(trained: Path, tmp_path: Path,
+                                                         capsys) -> None:
+    """``suite finetune music-audio --from RUN``: the held-out voice gets a slot and the
+    report compares it before (rendered with a known voice) and after."""
+    import json
+
+    from torchsuite.core.lifecycle.transfer import run_finetune
+    from torchsuite.plugins.music.audio.inference import load_run
+
+    out = run_finetune("music-audio", str(trained), run_dir=str(tmp_path / "ft"),
+                       overrides=["train.max_steps=4", "train.eval_every=0"])
+    lm = load_run(out)
+    assert lm.model.voice.voices() == ["tone-bright", "tone-hollow", "tone-soft"]
+    report = json.loads((out / "transfer.json").read_text())
+    before, after = report["before"]["target (held-out)"], report["after"]["target (held-out)"]
+    assert before["model.unknown_voice_frac"] == 1.0
+    assert after["model.unknown_voice_frac"] == 0.0
+    assert "model.mrstft" in capsys.readouterr().out
