@@ -23,12 +23,13 @@ def _train_records(run: Path) -> list[dict[str, Any]]:
     return [r for r in read_metrics(run / "metrics.jsonl") if "train.loss" in r]
 
 
-def test_two_gloo_processes_match_one_process(tiny_site: Path, tmp_path: Path,
-                                              make_task: Any) -> None:
-    ddp = tmp_path / "ddp"
-    r = run_suite(["train", "tiny-train", *COMMON, "train.batch_size=4", "--nproc", "2",
-                   "--run-dir", str(ddp)], cwd=tmp_path, pythonpath=[tiny_site],
-                  env={"OMP_NUM_THREADS": "1"}, timeout=600)
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
+def test_two_gloo_processes_match_one_process(tiny_site: Path, tmp_path: Path, make_task: Any,
+                                              strategy: str) -> None:
+    ddp = tmp_path / strategy
+    r = run_suite(["train", "tiny-train", *COMMON, "train.batch_size=4",
+                   f"train.strategy={strategy}", "--nproc", "2", "--run-dir", str(ddp)],
+                  cwd=tmp_path, pythonpath=[tiny_site], env={"OMP_NUM_THREADS": "1"}, timeout=600)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "torch.distributed.run" in r.stdout  # `--nproc` launched torchrun for the user
 
@@ -59,3 +60,26 @@ def test_two_process_gan_keeps_ranks_in_sync(tiny_site: Path, tmp_path: Path) ->
     records = read_metrics(run / "metrics.jsonl")
     assert [x["step"] for x in records if "train.gen.loss" in x] == list(range(1, 7))
     assert sorted(load_checkpoint(latest_checkpoint(run))["optimizers"]) == ["disc", "gen"]
+
+
+def test_two_process_run_stopped_by_sigterm_resumes(tiny_site: Path, tmp_path: Path,
+                                                    make_task: Any) -> None:
+    # Both ranks SIGTERM themselves in training_step call 7 (step 7): they agree to stop,
+    # rank 0 saves one checkpoint with both ranks' data/RNG states, --resume continues.
+    run = tmp_path / "ddp"
+    env = {"OMP_NUM_THREADS": "1"}
+    r = run_suite(["train", "tiny-train", *COMMON, "train.batch_size=4", "data.stop_at=7",
+                   "--nproc", "2", "--run-dir", str(run)],
+                  cwd=tmp_path, pythonpath=[tiny_site], env=env, timeout=600)
+    assert r.returncode != 0
+    saved = load_checkpoint(latest_checkpoint(run))
+    assert saved["step"] == 7 and len(saved["ranks"]) == 2
+    r = run_suite(["train", "tiny-train", "data.stop_at=0", "--nproc", "2", "--resume", str(run)],
+                  cwd=tmp_path, pythonpath=[tiny_site], env=env, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+    fit(make_task(*COMMON, "train.batch_size=8"), tmp_path / "single")
+    a, b = _train_records(run), _train_records(tmp_path / "single")
+    assert [x["step"] for x in a] == list(range(1, 13))
+    for x, y in zip(a, b, strict=True):
+        assert x["train.loss"] == pytest.approx(y["train.loss"], rel=1e-5, abs=1e-6)
