@@ -7,7 +7,9 @@ are compared with the eager model's; the largest absolute difference and the
 tolerance are printed. Formats:
 
 * ``exported`` — ``torch.export.export`` with a dynamic batch dimension where the
-  model allows it (``Dim.AUTO``), saved with ``torch.export.save`` (``model.pt2``).
+  model allows it (a shared ``Dim("batch", min=1)``, traced at a batch of at least 2 so
+  a batch-1 example is not baked in; else ``Dim.AUTO``; else static shapes), saved
+  with ``torch.export.save`` (``model.pt2``). ONNX uses the same attempts.
 * ``torchscript`` — ``torch.jit.trace`` (control flow is frozen at the example
   inputs), ``model.torchscript.pt``.
 * ``onnx`` — ``torch.onnx.export`` (the ``torch.export``-based exporter), ``model.onnx``;
@@ -133,16 +135,46 @@ def _doubled(inputs: tuple[Any, ...]) -> tuple[Any, ...] | None:
 
 
 # --------------------------------------------------------------------------- formats
-def _batch_dims(inputs: tuple[Any, ...]) -> tuple[Any, ...]:
+def _attempts(inputs: tuple[Any, ...]) -> list[tuple[tuple[Any, ...], Any]]:
+    """``(sample inputs, dynamic_shapes)`` to try in order, most general first.
+
+    1. one shared ``Dim("batch", min=1)`` on dim 0 of every tensor, traced at a batch of
+       at least 2 (a sample batch of 1 would be specialised to the constant 1);
+    2. ``Dim.AUTO`` on each tensor's dim 0 at the example inputs (export decides);
+    3. fully static shapes.
+    """
     from torch.export import Dim
 
-    return tuple({0: Dim.AUTO} if isinstance(x, torch.Tensor) and x.dim() > 0 else None
-                 for x in inputs)
+    tensors = [x for x in inputs if isinstance(x, torch.Tensor) and x.dim() > 0]
+    out: list[tuple[tuple[Any, ...], Any]] = []
+    if tensors and len({int(t.shape[0]) for t in tensors}) == 1:
+        batch = Dim("batch", min=1)
+        sample = _doubled(inputs) if int(tensors[0].shape[0]) == 1 else inputs
+        out.append((sample, tuple({0: batch} if isinstance(x, torch.Tensor) and x.dim() > 0
+                                  else None for x in inputs)))
+    if tensors:
+        out.append((inputs, tuple({0: Dim.AUTO} if isinstance(x, torch.Tensor) and x.dim() > 0
+                                  else None for x in inputs)))
+    out.append((inputs, None))
+    return out
+
+
+def _first_that_works(inputs: tuple[Any, ...], fn: Callable[[tuple[Any, ...], Any], Any]) -> Any:
+    """``fn(sample, dynamic_shapes)`` for the first of :func:`_attempts` that succeeds."""
+    attempts = _attempts(inputs)
+    for i, (sample, shapes) in enumerate(attempts):
+        try:
+            with _quiet():
+                return fn(sample, shapes)
+        except Exception:
+            if i == len(attempts) - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _export_program(model: nn.Module, inputs: tuple[Any, ...]) -> Any:
-    with _quiet():
-        return torch.export.export(model, inputs, dynamic_shapes=_batch_dims(inputs))
+    return _first_that_works(
+        inputs, lambda x, shapes: torch.export.export(model, x, dynamic_shapes=shapes))
 
 
 def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
@@ -170,9 +202,8 @@ def _torchscript(model: nn.Module, inputs: tuple[Any, ...], path: Path) -> Calla
 
 
 def _onnx_export(model: nn.Module, inputs: tuple[Any, ...], target: Any) -> None:
-    with _quiet():
-        torch.onnx.export(model, inputs, target, dynamic_shapes=_batch_dims(inputs),
-                          dynamo=True, verbose=False)
+    _first_that_works(inputs, lambda x, shapes: torch.onnx.export(
+        model, x, target, dynamic_shapes=shapes, dynamo=True, verbose=False))
 
 
 def _onnx(model: nn.Module, inputs: tuple[Any, ...], path: Path) -> Callable[..., Any] | None:

@@ -140,3 +140,22 @@ def test_onnx_without_its_packages_is_a_clear_error(
                         lambda name, *a: None if name == "onnxscript" else real(name, *a))
     with pytest.raises(SuiteError, match=r"needs onnxscript: pip install 'torchsuite\[export\]'"):
         export_format(nn.Linear(2, 2), (torch.randn(1, 2),), "onnx", tmp_path)
+
+
+class _Flatten(nn.Module):
+    def forward(self, img: torch.Tensor, speed: torch.Tensor) -> torch.Tensor:
+        return img.flatten(1).float().mean(1, keepdim=True) + speed  # [B, 1]
+
+
+@pytest.mark.parametrize("fmt", ["exported", "onnx"])
+def test_batch_of_one_example_still_exports_a_dynamic_batch(fmt: str, tmp_path: Path) -> None:
+    if fmt == "onnx":
+        pytest.importorskip("onnxruntime")
+    inputs = (torch.randint(0, 255, (1, 3, 4, 4), dtype=torch.uint8), torch.ones(1, 1))
+    check = export_format(_Flatten(), inputs, fmt, tmp_path)
+    assert check.ok and check.dynamic_batch is True
+    if fmt == "exported":
+        program = torch.export.load(str(tmp_path / "model.pt2")).module()
+        for b in (1, 5):
+            img = torch.randint(0, 255, (b, 3, 4, 4), dtype=torch.uint8)
+            assert program(img, torch.ones(b, 1)).shape == (b, 1)
