@@ -14,6 +14,7 @@ from torchsuite.core.cli_args import add_config_arguments, task_from_run
 
 from .closed_loop import run_scenario, summarize
 from .expert import BaselinePolicy, ExpertPolicy
+from .plots import plot_evaluation
 from .policy import ABLATABLE, LearnedPolicy, load_planner
 from .sim.world import make_scenario
 
@@ -50,6 +51,9 @@ def configure_evaluate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scenarios", type=int, default=None,
                    help="held-out scenarios per policy (default: eval.scenarios)")
     p.add_argument("--no-ablations", action="store_true", help="skip the sensor ablations")
+    p.add_argument("--ablation-scenarios", type=int, default=None,
+                   help="scenarios for each sensor ablation (default: --scenarios); the "
+                        "first K of the same held-out scenarios")
     p.add_argument("--policies", default="learned,expert,baseline",
                    help="comma list among learned, expert, baseline")
     add_config_arguments(p)
@@ -79,13 +83,19 @@ def evaluate(args: argparse.Namespace) -> int:
     sc_cfg, sen_cfg = task.scenario_config(), task.sensor_config()
     seeds = [task.cfg.eval.seed_offset + i for i in range(n)]
     rows: dict[str, dict[str, Any]] = {}
+    scores: dict[str, list[float]] = {}
+    scenarios = [make_scenario(seed, sc_cfg) for seed in seeds]
     for name, make in factories.items():
         results = []
-        for k, seed in enumerate(seeds):
-            results.append(run_scenario(make_scenario(seed, sc_cfg), make(), sen_cfg))
-            if (k + 1) % 10 == 0 or k + 1 == n:
-                print(f"{name}: {k + 1}/{n} scenarios", file=sys.stderr, flush=True)
+        todo = scenarios
+        if name.startswith("learned -") and args.ablation_scenarios:
+            todo = scenarios[: args.ablation_scenarios]
+        for k, sc in enumerate(todo):
+            results.append(run_scenario(sc, make(), sen_cfg))
+            if (k + 1) % 10 == 0 or k + 1 == len(todo):
+                print(f"{name}: {k + 1}/{len(todo)} scenarios", file=sys.stderr, flush=True)
         rows[name] = summarize(results)
+        scores[name] = [r.score for r in results]
     table = format_table(rows)
     print(table)
     if "expert" in rows and "learned" in rows:
@@ -97,9 +107,12 @@ def evaluate(args: argparse.Namespace) -> int:
     out = run / "samples"
     out.mkdir(parents=True, exist_ok=True)
     (out / "drive_eval.json").write_text(json.dumps(
-        {"scenarios": n, "seeds": [seeds[0], seeds[-1]], "rows": rows}, indent=1))
+        {"scenarios": n, "seeds": [seeds[0], seeds[-1]], "rows": rows, "scores": scores},
+        indent=1))
     (out / "drive_eval.md").write_text(table + "\n")
-    print(f"wrote {out / 'drive_eval.json'} and {out / 'drive_eval.md'}")
+    written = [out / "drive_eval.json", out / "drive_eval.md"]
+    written += plot_evaluation(rows, scores, out)
+    print("wrote " + ", ".join(str(p) for p in written))
     return 0
 
 
