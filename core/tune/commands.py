@@ -18,13 +18,15 @@ __all__ = ["register_commands", "require_optuna", "run_tune", "settings_from_arg
 
 _EPILOG = """\
 examples:
-  suite tune mytask --trials 30 --param optim.lr=loguniform:1e-4:1e-2 \\
+  suite tune mytask train.max_steps=2000 --trials 30 --param optim.lr=loguniform:1e-4:1e-2 \\
       --param model.d_model=choice:128,256,512 --metric dev.loss --direction min
   suite tune mytask --config search.toml            # a [tune] table in the file
   suite tune mytask ... --storage postgresql://host/db --study s1   # on each machine
 
 spec kinds: loguniform:LO:HI  uniform:LO:HI[:STEP]  int:LO:HI[:STEP]  logint:LO:HI  choice:A,B
-Re-running the same command resumes the study (runs/<task>/<study>/study.db)."""
+Fixed KEY=VALUE overrides go right after TASK (or anywhere as --set KEY=VALUE).
+Ctrl-C stops; re-running the same command resumes the study (runs/<task>/<study>/study.db),
+continuing an interrupted trial from its last checkpoint."""
 
 
 def _param(text: str) -> tuple[str, str]:
