@@ -217,19 +217,27 @@ class Seq2SeqTransformer(nn.Module):
         """Output projection tied to the target embedding: ``[..., D]`` -> ``[..., V]``."""
         return F.linear(self.dec_norm(y), self.tgt_embed.weight)
 
-    def decode(self, tgt_in: torch.Tensor, memory: torch.Tensor, src_mask: torch.Tensor
-               ) -> torch.Tensor:
-        """Full-prefix decoder: ``tgt_in`` ``[B, T]`` -> logits ``[B, T, V]``."""
+    def decode(self, tgt_in: torch.Tensor, memory: torch.Tensor, src_mask: torch.Tensor,
+               keep: torch.Tensor | None = None) -> torch.Tensor:
+        """Full-prefix decoder: ``tgt_in`` ``[B, T]`` -> logits ``[B, T, V]``.
+
+        Args:
+            keep: Optional bool ``[B, T]``: project only these positions and return
+                ``[N, V]`` logits (N = keep.sum()); training skips padding this way, which
+                saves most of the cost of the output layer on a small model.
+        """
         y = self._embed(self.tgt_embed, tgt_in)
         for layer in self.decoder:
             k, v = layer.cross_attn.project_kv(memory)
             y, _ = layer(y, k, v, src_mask)
-        return self.logits(y)
+        return self.logits(y if keep is None else y[keep])
 
-    def forward(self, src: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
-        """Teacher-forced logits ``[B, T, V]`` for ``src`` ``[B, S]``, ``tgt_in`` ``[B, T]``."""
+    def forward(self, src: torch.Tensor, tgt_in: torch.Tensor,
+                keep: torch.Tensor | None = None) -> torch.Tensor:
+        """Teacher-forced logits ``[B, T, V]`` (``[N, V]`` with ``keep``) for ``src``
+        ``[B, S]`` and ``tgt_in`` ``[B, T]``."""
         memory, mask = self.encode(src)
-        return self.decode(tgt_in, memory, mask)
+        return self.decode(tgt_in, memory, mask, keep)
 
     # -- incremental decoding
     def start_cache(self, memory: torch.Tensor) -> DecoderCache:

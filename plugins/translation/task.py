@@ -181,13 +181,14 @@ class TranslationTask(Task[TranslationConfig]):
 
     def _loss(self, model: nn.Module, batch: dict[str, torch.Tensor], smoothing: float
               ) -> StepOutput:
-        logits = model(batch["src"], batch["tgt_in"])  # [B, T, V]
-        target = batch["tgt_out"].reshape(-1)  # [B*T]
-        real = target != PAD  # [B*T]
-        # One log-softmax over real positions only serves both terms (it is the costliest
-        # op of a small model); same value as F.cross_entropy(label_smoothing=eps).
-        lp = torch.log_softmax(logits.reshape(-1, logits.shape[-1])[real].float(), -1)
-        nll = -lp.gather(1, target[real][:, None]).squeeze(1)  # [N]
+        real = batch["tgt_out"] != PAD  # [B, T]
+        # Logits of real positions only, and one log-softmax for both loss terms: the
+        # output layer is the costliest part of a small model. Same value as
+        # F.cross_entropy(label_smoothing=eps, ignore_index=PAD).
+        logits = model(batch["src"], batch["tgt_in"], real)  # [N, V]
+        target = batch["tgt_out"][real]  # [N]
+        lp = torch.log_softmax(logits.float(), -1)  # [N, V]
+        nll = -lp.gather(1, target[:, None]).squeeze(1)  # [N]
         ntok = max(int(real.sum()), 1)
         loss = ((1.0 - smoothing) * nll - smoothing * lp.mean(-1)).sum() / ntok
         return StepOutput(loss, {"nll": nll.detach().sum() / ntok}, weight=float(ntok))

@@ -118,6 +118,7 @@ def test_existing_data_is_not_overwritten_without_the_flag(
     assert (out / "manifest.json").read_bytes() != before  # new data set id
 
 
+@pytest.mark.slow  # starts two spawned worker processes (~10-20 s on a busy machine)
 def test_worker_processes_write_the_same_records(
     tmp_path: Path, toy_corpus: Callable[..., tuple[Path, Path]], small_data: Data,
 ) -> None:

@@ -25,8 +25,8 @@ from torchsuite.plugins.translation.translate import Translator
 TINY = [
     "model.d_model=64", "model.ffn=128", "model.heads=4", "model.encoder_layers=2",
     "model.decoder_layers=2", "model.dropout=0.0", "model.activation_dropout=0.0",
-    "optim.lr=0.005", "optim.warmup_steps=30", "optim.label_smoothing=0.0",
-    "optim.weight_decay=0.0", "train.max_steps=150", "train.eval_every=0", "train.log_every=50",
+    "optim.lr=0.005", "optim.warmup_steps=20", "optim.label_smoothing=0.0",
+    "optim.weight_decay=0.0", "train.max_steps=100", "train.eval_every=0", "train.log_every=50",
     "train.progress=off", "train.tensorboard=false", "train.monitor=loss",
     "train.monitor_mode=min", "train.keep_last=3", "train.checkpoint_every=50",
     "data.max_tokens=2000", "decode.beam=2",
@@ -91,7 +91,7 @@ def test_token_budget_batches_cover_the_split_once(trained: dict[str, Any]) -> N
 
 
 def test_tiny_model_overfits_to_bleu_above_90(trained: dict[str, Any]) -> None:
-    assert trained["result"].steps == 150
+    assert trained["result"].steps == 100
     scores = trained["task"].evaluate(_model(trained), "train")
     assert scores["bleu"] > 90, scores
     assert scores["chrf"] > 90
@@ -132,7 +132,7 @@ def test_cli_translate_evaluate_and_average(
 
     assert main(["translation", "average", "--from", str(run), "--last", "2"]) == 0
     steps = [p for _, p in step_checkpoints(run)[-2:]]
-    assert [p.name for p in steps] == ["step-100.pt", "step-150.pt"]
+    assert [p.name for p in steps] == ["step-50.pt", "step-100.pt"]
     states = [load_checkpoint(p)["model"] for p in steps]
     avg = load_checkpoint(run / "checkpoints" / "averaged.pt")["model"]
     key = "encoder.0.ffn.fc1.weight"
