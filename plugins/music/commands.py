@@ -9,7 +9,14 @@ from typing import Any
 from torchsuite.core import DataError, SuiteError
 from torchsuite.core.cli_args import add_config_arguments, task_from_run
 
-__all__ = ["configure_generate", "configure_stylize", "run_generate", "run_stylize"]
+__all__ = [
+    "configure_generate",
+    "configure_style_eval",
+    "configure_stylize",
+    "run_generate",
+    "run_style_eval",
+    "run_stylize",
+]
 
 
 def _load(args: argparse.Namespace) -> tuple[Any, Any, Path]:
@@ -97,7 +104,6 @@ def configure_stylize(p: argparse.ArgumentParser) -> None:
     p.add_argument("--to", dest="to_style", required=True, help="target style token")
     p.add_argument("--from", dest="from_run", default="latest",
                    help="music run directory or name (default: the latest)")
-    p.add_argument("--classifier", help="music-style run to judge the result (optional)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
     p.add_argument("--out", help="output folder (default: <run>/samples)")
     add_config_arguments(p)
@@ -105,7 +111,8 @@ def configure_stylize(p: argparse.ArgumentParser) -> None:
 
 def run_stylize(args: argparse.Namespace) -> int:
     from .generation import write_piece_files
-    from .style_transfer import stylize
+    from .style_classifier import FILENAME, load_classifier
+    from .style_transfer import melody_preservation, stylize
     from .tokenizer import STYLES
 
     if args.to_style not in STYLES:
@@ -117,20 +124,44 @@ def run_stylize(args: argparse.Namespace) -> int:
     piece = stylize(model, task.tok, source, args.to_style, seed=args.seed,
                     temperature=s.temperature, top_k=s.top_k, top_p=s.top_p)
     out_dir = Path(args.out) if args.out else run / "samples"
-    stem = f"{Path(args.input).stem}-to-{args.to_style}"
-    paths = write_piece_files(piece, out_dir, stem)
-    from .style_transfer import melody_preservation
-
+    paths = write_piece_files(piece, out_dir, f"{Path(args.input).stem}-to-{args.to_style}")
     print(f"kept the melody ({melody_preservation(source, piece):.0%} of its notes) and "
           f"rewrote the other voices in style '{args.to_style}':")
-    if args.classifier:
-        from .style_classifier import load_classifier
-
-        clf = load_classifier(args.classifier, args)
-        probs = clf.predict_proba(piece)
-        best = max(probs, key=probs.get)
-        print(f"style classifier: {best} ({probs[best]:.0%}); "
+    if (run / FILENAME).is_file():
+        probs = load_classifier(run / FILENAME).predict_proba(task.tok, piece)
+        best = max(probs, key=lambda k: probs[k])
+        print(f"style classifier ({run / FILENAME}): {best} ({probs[best]:.0%}); "
               f"target '{args.to_style}' {probs.get(args.to_style, 0.0):.0%}")
     for path in paths:
         print(f"  {path}")
+    return 0
+
+
+def configure_style_eval(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--from", dest="from_run", default="latest",
+                   help="music run directory or name (default: the latest)")
+    p.add_argument("--pieces", type=int, default=6,
+                   help="held-out pieces to transfer per target style")
+    p.add_argument("--to", dest="to_styles", nargs="*",
+                   help="target styles (default: every style of the train split)")
+    p.add_argument("--steps", type=int, default=300, help="classifier training steps")
+    p.add_argument("--retrain", action="store_true",
+                   help="train the classifier again even if the run has one")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed")
+    add_config_arguments(p)
+
+
+def run_style_eval(args: argparse.Namespace) -> int:
+    from .style_transfer import evaluate_style_transfer
+
+    task, model, run = _load(args)
+    report = evaluate_style_transfer(task, model, run, pieces=args.pieces,
+                                     styles=args.to_styles, steps=args.steps,
+                                     retrain=args.retrain, seed=args.seed)
+    print(f"style classifier accuracy on held-out real pieces: {report['classifier_accuracy']:.1%}"
+          f" ({report['classifier_pieces']} pieces)")
+    for style, row in report["targets"].items():
+        print(f"to {style:>10}: {row['pieces']} pieces, labelled {style} "
+              f"{row['target_rate']:.0%}, melody kept {row['melody_kept']:.0%}")
+    print(f"wrote {report['path']} and the transferred MIDI files in {run / 'samples'}")
     return 0

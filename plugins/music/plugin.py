@@ -39,7 +39,8 @@ def _configure(name: str) -> Callable[[argparse.ArgumentParser], None]:
 
 @hookimpl
 def register_commands(cli: CommandSet) -> None:
-    cli.add_group("music", "music verbs: generate, stylize (and the audio part's verbs)")
+    cli.add_group("music", "music verbs: generate, stylize, style-eval (and the audio "
+                  "part's verbs)")
     cli.add_command("generate", group="music",
                     help="write a new piece (MIDI + piano-roll PNG) from a trained music run",
                     configure=_configure("configure_generate"),
@@ -48,3 +49,8 @@ def register_commands(cli: CommandSet) -> None:
                     help="keep a MIDI file's melody and rewrite the other voices in a style",
                     configure=_configure("configure_stylize"),
                     run=_lazy("commands", "run_stylize"))
+    cli.add_command("style-eval", group="music",
+                    help="train the style classifier of a run and score style transfer "
+                         "(accuracy, target-style rate, melody kept)",
+                    configure=_configure("configure_style_eval"),
+                    run=_lazy("commands", "run_style_eval"))
