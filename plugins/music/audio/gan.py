@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -131,6 +132,11 @@ class MusicAudioGanTask(AdversarialTask, MusicAudioTask):
     Config = MusicAudioGanConfig
     description = ("sound-source model of music-audio refined adversarially (multi-resolution "
                    "spectrogram discriminator + feature matching)")
+
+    @property
+    def data_dir(self) -> Path:
+        """Shares ``music-audio``'s prepared data: ``data.dir``, else ``data/music-audio``."""
+        return Path(self.cfg.data.dir) if self.cfg.data.dir else Path("data") / "music-audio"
 
     def build_model(self) -> nn.Module:
         gen = unwrap(super().build_model())
