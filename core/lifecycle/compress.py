@@ -147,13 +147,34 @@ def sparsity(model: nn.Module, names: list[str] | None = None) -> float:
 
 
 # --------------------------------------------------------------------------- quantization
+def _slow_path_only(_module: nn.Module, _args: Any) -> None:
+    """A no-op pre-hook: its presence turns off the Transformer layers' fused fast path."""
+
+
+def _no_transformer_fast_path(model: nn.Module) -> None:
+    """Keep ``nn.Transformer*`` modules off their fused CPU/CUDA fast path.
+
+    The fast path reads ``linear1.weight`` etc. as tensors; after quantization those are
+    methods of the int8 Linear and the forward crashes. A pre-hook on a layer (and
+    ``use_nested_tensor = False`` on an encoder stack) is how PyTorch itself opts out,
+    per module, without the global ``torch.backends.mha`` switch.
+    """
+    for module in model.modules():
+        if isinstance(module, (nn.TransformerEncoderLayer, nn.TransformerDecoderLayer)):
+            module.register_forward_pre_hook(_slow_path_only)
+        elif isinstance(module, nn.TransformerEncoder):
+            module.use_nested_tensor = False
+
+
 def quantize_dynamic_int8(model: nn.Module) -> nn.Module:
     """A copy with Linear and LSTM/GRU layers dynamically quantized to int8 (torch.ao)."""
     from torch.ao.quantization import quantize_dynamic
 
     with quiet_ao():
-        return quantize_dynamic(copy.deepcopy(model).eval(), {nn.Linear, *_RNN},
-                                dtype=torch.qint8)
+        quantized = quantize_dynamic(copy.deepcopy(model).eval(), {nn.Linear, *_RNN},
+                                     dtype=torch.qint8)
+    _no_transformer_fast_path(quantized)
+    return quantized
 
 
 def quantize_static_int8(model: nn.Module, example_inputs: tuple[Any, ...],

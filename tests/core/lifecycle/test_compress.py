@@ -110,3 +110,14 @@ def test_nothing_to_do_and_missing_split_are_errors(template_run: Path) -> None:
     with pytest.raises(SuiteError, match="--split nope"):
         run_compress("template-regression", str(template_run),
                      CompressOptions(prune=0.5, split="nope"))
+
+
+def test_dynamic_int8_of_torch_transformer_layers_runs_in_eval_mode() -> None:
+    layer = nn.TransformerEncoderLayer(16, 2, 32, batch_first=True)
+    model = nn.Sequential(nn.TransformerEncoder(layer, 2, enable_nested_tensor=False),
+                          nn.Linear(16, 4)).eval()
+    x = torch.randn(3, 5, 16)
+    q = quantize_dynamic_int8(model)
+    with torch.no_grad():
+        out, ref = q(x), model(x)  # crashed in the fused fast path before
+    assert out.shape == ref.shape and float((out - ref).abs().max()) < 0.1
