@@ -110,16 +110,24 @@ def read_pairs(corpus: Corpus, errors: str = "strict") -> Iterator[Pair]:
                 yield no, cols[0], cols[1], cols[2] if len(cols) == 3 else ""
             return
         left, right = _lines(corpus.src, errors), _lines(corpus.tgt, errors)
-        for a, b in zip_longest(left, right):
+        for n, (a, b) in enumerate(zip_longest(left, right)):
             if a is None or b is None:
-                no = (b or a)[0]  # type: ignore[index]
-                raise DataError(
-                    f"{corpus.describe()}: line {no} exists in only one file; the files are "
-                    "not aligned. Run prepare again after aligning them."
-                )
+                # count the rest of the longer file so the error names both totals
+                extra = 1 + sum(1 for _ in (right if a is None else left))
+                counts = (n, n + extra) if a is None else (n + extra, n)
+                raise _misaligned(corpus, *counts)
             yield a[0], a[1], b[1], ""
     except (EOFError, gzip.BadGzipFile, OSError) as e:
         raise DataError(f"{corpus.describe()}: cannot read ({e}). Is the .gz file complete?") from e
+
+
+def _misaligned(corpus: Corpus, n_src: int, n_tgt: int) -> DataError:
+    shorter = corpus.src if n_src < n_tgt else corpus.tgt
+    return DataError(
+        f"misaligned corpus: {corpus.src} has {n_src} lines but {corpus.tgt} has "
+        f"{n_tgt}; line {min(n_src, n_tgt) + 1} cannot be paired ({shorter} ends before it). "
+        "Nothing was written. Give files with one sentence per line in the same order."
+    )
 
 
 def check_alignment(corpus: Corpus, errors: str = "strict") -> int:
@@ -132,25 +140,7 @@ def check_alignment(corpus: Corpus, errors: str = "strict") -> int:
         DataError: Naming both line counts and the first line that cannot be paired
             (files of different length), or the file and line of undecodable bytes.
     """
-    if corpus.tgt is None:
-        n = 0
-        for _ in read_pairs(corpus, errors):
-            n += 1
-        return n
-    counts = []
-    try:
-        for path in (corpus.src, corpus.tgt):
-            n = 0
-            for _ in _lines(path, errors):
-                n += 1
-            counts.append(n)
-    except (EOFError, gzip.BadGzipFile, OSError) as e:
-        raise DataError(f"{corpus.describe()}: cannot read ({e}). Is the .gz file complete?") from e
-    if counts[0] != counts[1]:
-        shorter = corpus.src if counts[0] < counts[1] else corpus.tgt
-        raise DataError(
-            f"misaligned corpus: {corpus.src} has {counts[0]} lines but {corpus.tgt} has "
-            f"{counts[1]}; line {min(counts) + 1} cannot be paired ({shorter} ends before it). "
-            "Nothing was written. Give files with one sentence per line in the same order."
-        )
-    return counts[0]
+    n = 0
+    for _ in read_pairs(corpus, errors):
+        n += 1
+    return n

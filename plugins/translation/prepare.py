@@ -148,12 +148,13 @@ def _check_and_sample(plans: list[_CorpusPlan], cfg: TranslationData
     res_src, res_tgt = Reservoir(cfg.spm_sample, seed=1), Reservoir(cfg.spm_sample, seed=2)
     no_dedup = CleaningRules(cfg.min_words, cfg.max_words, cfg.max_ratio, dedup=False)
     for plan in plans:
-        plan.lines = check_alignment(plan.corpus, cfg.errors)
-        if plan.name != "main":
+        if plan.name != "main":  # dev/target corpora: decoding and alignment only
+            plan.lines = check_alignment(plan.corpus, cfg.errors)
             continue
         sampler = Cleaner(no_dedup)
-        bar = _Progress(f"sample {plan.corpus.describe()}", plan.lines)
-        for _, s, t, _doc in read_pairs(plan.corpus, cfg.errors):
+        bar = _Progress(f"check+sample {plan.corpus.describe()}", None)
+        for _no, s, t, _doc in read_pairs(plan.corpus, cfg.errors):  # raises on bad input
+            plan.lines += 1
             bar.update(1)
             kept = sampler.check(s, t)
             if kept:
@@ -265,6 +266,8 @@ def prepare_corpus(cfg: TranslationData, out_dir: Path) -> dict[str, Any]:
                         counts[split] = counts.get(split, 0) + 1
                 for fh in length_files.values():
                     fh.close()
+            for stale in out_dir.glob("spm*"):  # a joint model must not shadow new ones
+                stale.unlink()
             Vocab.copy_models(Path(tmp), out_dir)
             dest = out_dir / LENGTHS_DIR
             if dest.exists():

@@ -126,7 +126,9 @@ class TranslationTask(Task[TranslationConfig]):
 
     def _lengths(self, split: str, ds: Dataset[Any]) -> np.ndarray:
         """``[N]`` batch lengths (longer side + eos/bos) of ``split``."""
-        pairs = read_lengths(self.data_dir, split)
+        pairs = None
+        if isinstance(ds, ShardedDataset) and ds.split == split:  # not a Subset (finetune)
+            pairs = read_lengths(self.data_dir, split)
         if pairs is None or len(pairs) != len(ds):  # type: ignore[arg-type]
             pairs = np.asarray([(len(r["src"]), len(r["tgt"])) for r in ds], dtype=np.int64)
         return pairs.max(axis=1) + 1
