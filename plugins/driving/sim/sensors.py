@@ -157,11 +157,14 @@ class Sensors:
         world_xy = self._coarse_xy @ rot.T + np.array([e.x, e.y])
         lo = max(int((e.s - 45.0) / path.ds), 0)
         hi = min(int((e.s + 45.0) / path.ds) + 1, len(path.s))
-        rel = world_xy[:, None, :] - path.xy[None, lo:hi]  # [81, P, 2]
-        k = np.argmin((rel**2).sum(-1), axis=1)
-        hd = path.heading[lo + k]
-        relk = rel[np.arange(len(k)), k]
-        fs = path.s[lo + k] + relk[:, 0] * np.cos(hd) + relk[:, 1] * np.sin(hd)
+        # Nearest corridor sample among every 4th (2 m apart), then the exact projection
+        # onto that sample's tangent: 4x fewer distances, sub-centimetre error.
+        idx = np.arange(lo, hi, 4)
+        diff = world_xy[:, None, :] - path.xy[None, idx]  # [81, P/4, 2]
+        k = idx[np.argmin((diff**2).sum(-1), axis=1)]
+        hd = path.heading[k]
+        relk = world_xy - path.xy[k]
+        fs = path.s[k] + relk[:, 0] * np.cos(hd) + relk[:, 1] * np.sin(hd)
         fd = -relk[:, 0] * np.sin(hd) + relk[:, 1] * np.cos(hd)
         n = self._coarse
         S = self._up @ fs.reshape(n, n) @ self._up.T  # [H, H]
@@ -181,7 +184,7 @@ class Sensors:
         if cfg.camera_fog > 0:
             img = img * (1 - cfg.camera_fog) + 0.5 * cfg.camera_fog
         if cfg.camera_noise > 0:
-            img += self.rng.normal(0, cfg.camera_noise, img.shape).astype(np.float32)
+            img += cfg.camera_noise * self.rng.standard_normal(img.shape, dtype=np.float32)
         return (np.clip(img, 0, 1) * 255).astype(np.uint8)
 
     def _vehicles_mask(self, world: World) -> np.ndarray:
