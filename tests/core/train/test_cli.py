@@ -32,8 +32,9 @@ def _env(site: Path) -> dict[str, str]:
     return env
 
 
+@pytest.mark.parametrize("resume_via", ["fit", pytest.param("cli", marks=pytest.mark.slow)])
 def test_sigterm_saves_and_resume_continues_exactly(tiny_site: Path, tmp_path: Path,
-                                                    make_task: Any) -> None:
+                                                    make_task: Any, resume_via: str) -> None:
     run = tmp_path / "run"
     proc = subprocess.Popen(
         [sys.executable, "-m", "torchsuite.core.cli", "train", "tiny-train", *BASE,
@@ -55,11 +56,14 @@ def test_sigterm_saves_and_resume_continues_exactly(tiny_site: Path, tmp_path: P
     assert 3 <= k < 30
     assert f"stopped by SIGTERM at step {k}" in out and f"--resume {run}" in out
 
-    # (key=value words go before --options: argparse stops collecting them after one)
-    r = run_suite(["train", "tiny-train", "data.sleep=0", "--resume", str(run)], cwd=tmp_path,
-                  pythonpath=[tiny_site], env={"OMP_NUM_THREADS": "1"})
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert f"resumed from {last} at step {k}" in r.stderr
+    if resume_via == "cli":  # `suite train TASK --resume RUN`
+        # (key=value words go before --options: argparse stops collecting them after one)
+        r = run_suite(["train", "tiny-train", "data.sleep=0", "--resume", str(run)],
+                      cwd=tmp_path, pythonpath=[tiny_site], env={"OMP_NUM_THREADS": "1"})
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert f"resumed from {last} at step {k}" in r.stderr
+    else:
+        assert fit(make_task(*BASE), run, resume_from=run).steps == 30
 
     full = fit(make_task(*BASE), tmp_path / "full")
     assert full.steps == 30
