@@ -108,6 +108,10 @@ def test_generate_verb_writes_midi_from_a_run(tmp_path: Path, midi_dir: Path,
     kept = {(round(n.start, 3), n.pitch) for i in again.instruments for n in i.notes}
     assert first_bar and {p for _, p in first_bar} <= {p for _, p in kept}
     assert suite(["music", "generate", "--from", str(run), "--style", "nope"]) == 2
+    assert suite(["music", "generate", "--from", str(run), "--lyrics", "Ach Gott, vom Him-mel _",
+                  "--out", str(out)]) == 0
+    song = pretty_midi.PrettyMIDI(str(out / "lyrics-bach-seed0.mid"))
+    assert [ly.text for ly in song.lyrics] == ["Ach", "Gott,", "vom", "Him-", "mel"]
 
 
 def test_quick_profile_changes_only_defaults() -> None:
