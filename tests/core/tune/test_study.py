@@ -28,6 +28,10 @@ from torchsuite.core.train.logs import read_metrics
 from torchsuite.core.tune import TuneConfig, Tuner
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+needs_fork = pytest.mark.skipif(
+    "fork" not in multiprocessing.get_all_start_methods(),
+    reason="forked worker processes (fast start, torch already imported) need os.fork",
+)
 
 # `suite tune` through an entry point until core/registry.py lists the module itself.
 SHIM = """
@@ -130,6 +134,7 @@ def _tune_in_child(make: Any, study_dir: Path, overrides: list[str]) -> None:
     make(study_dir, 2, overrides=overrides).run()
 
 
+@needs_fork
 def test_a_killed_study_resumes_from_its_sqlite_file(
     make_tuner: Any, fast: list[str], tmp_path: Path
 ) -> None:
@@ -195,6 +200,7 @@ def _worker(make: Any, study_dir: Path, seed: int, url: str, start: Any) -> None
     make(study_dir, 4, seed=seed, storage=url, study="shared").run()
 
 
+@needs_fork
 def test_two_processes_sharing_one_storage_run_disjoint_trials(
     make_tuner: Any, tmp_path: Path
 ) -> None:
