@@ -65,9 +65,13 @@ micro-batch), ``lr.<phase>``, ``grad_norm.<phase>``; ``train.loss`` is the loss
 of the last phase that updated (usually the generator's). Under torchrun the
 model is not wrapped in DDP (its phases use disjoint parameter subsets);
 gradients of the phase's parameters are averaged across processes by hand
-before the step. ``train.strategy=fsdp`` is not supported with several
-optimizers. ``train.compile`` compiles each direct child module of the model in
-place (``module.compile()``), so ``model["gen"]`` keeps working.
+before the step, and rank 0's buffers (BatchNorm statistics) are broadcast at
+the start of every round, as DDP would. A task with a dev split must define
+``validation_step`` (the dev loss/metrics to monitor, e.g. a distance between
+generated and real samples); there is no ``training_step`` to fall back on.
+``train.strategy=fsdp`` is not supported with several optimizers.
+``train.compile`` compiles each direct child module of the model in place
+(``module.compile()``), so ``model["gen"]`` keeps working.
 """
 
 from __future__ import annotations

@@ -20,8 +20,8 @@ from torch import nn
 
 from ..errors import SuiteError
 
-__all__ = ["DistEnv", "all_gather_objects", "any_flag", "average_gradients", "broadcast_object",
-           "launch_command", "mean_across", "setup", "teardown", "wrap_model"]
+__all__ = ["DistEnv", "all_gather_objects", "any_flag", "average_gradients", "broadcast_buffers",
+           "broadcast_object", "launch_command", "mean_across", "setup", "teardown", "wrap_model"]
 
 
 @dataclass(frozen=True)
@@ -138,6 +138,14 @@ def average_gradients(env: DistEnv, params: Sequence[nn.Parameter]) -> None:
         n = p.numel()
         p.grad = flat[offset:offset + n].view_as(p).clone()
         offset += n
+
+
+def broadcast_buffers(env: DistEnv, model: nn.Module) -> None:
+    """Copy rank 0's buffers (e.g. BatchNorm running statistics) to every process."""
+    if not env.distributed:
+        return
+    for buf in model.buffers():
+        dist.broadcast(buf, src=0)
 
 
 def broadcast_object(env: DistEnv, obj: Any) -> Any:

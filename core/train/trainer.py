@@ -409,6 +409,14 @@ class Trainer:
         seed_everything(tcfg.seed + env.rank)  # distinct dropout/augmentation per rank
         batches = TrainBatches(task.dataloader("train", train=True), env, tcfg.seed, task.name)
         dev_loader = self._dev_loader()
+        if multi and dev_loader is not None and all(
+                getattr(type(task), m) is getattr(Task, m)
+                for m in ("validation_step", "training_step")):
+            raise SuiteError(
+                f"task '{task.name}' trains several optimizers and has a dev split but no "
+                "validation_step(model, batch); define it to return the dev loss/metrics to "
+                "monitor (e.g. a distance between generated and real samples)."
+            )
         best = _Best(tcfg.monitor if tcfg.monitor.startswith("dev.")
                      else f"dev.{tcfg.monitor or 'loss'}", tcfg.monitor_mode)
         step, last_saved = 0, None
@@ -537,6 +545,8 @@ class Trainer:
                 while step < tcfg.max_steps:
                     stop_signal = False
                     drawn.clear()
+                    if multi:  # what DDP does for a plain task: rank 0's BatchNorm statistics
+                        dist_utils.broadcast_buffers(env, model)
                     round_log: dict[str, Any] = {}
                     for phase in phases:
                         if not phase.active(step):
@@ -550,8 +560,9 @@ class Trainer:
                             round_log[f"train.{phase.name}.loss"] = sum(losses) / len(losses)
                             round_log[f"grad_norm.{phase.name}"] = grad_norm
                             round_log[f"lr.{phase.name}"] = phase.scheduler.get_last_lr()[0]
-                            round_log.update({f"train.{phase.name}.{k}": v
-                                              for k, v in metrics.items()})
+                            round_log.update({f"train.{phase.name}.{k}": (
+                                v.detach() if isinstance(v, torch.Tensor) else v)
+                                for k, v in metrics.items()})
                     with warnings.catch_warnings():
                         # A GradScaler that skipped an inf/NaN step (or a phase that did
                         # not update this round) leaves the optimizer unstepped: expected.

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import torch
 from torch import nn
-from torchsuite.core import StepOutput
+from torchsuite.core import StepOutput, Task
 from torchsuite.core.errors import SuiteError
 from torchsuite.core.train import (
     OptimizerSpec,
@@ -216,3 +216,12 @@ def test_fp16_scalers_per_optimizer_resume_exactly(make_gan: Any, tmp_path: Path
     assert all(s is not None and s["scale"] > 0 for s in ca["scalers"].values())
     # 2 critic updates per generator update: each scaler counts its own good steps
     assert ca["scalers"]["disc"]["_growth_tracker"] != ca["scalers"]["gen"]["_growth_tracker"]
+
+
+def test_dev_split_needs_a_validation_step(gan_module: ModuleType, make_gan: Any,
+                                           tmp_path: Path) -> None:
+    class NoValidation(gan_module.GanTask):
+        validation_step = Task.validation_step
+
+    with pytest.raises(SuiteError, match="no validation_step"):
+        fit(NoValidation(make_gan("train.max_steps=2").cfg), tmp_path)
