@@ -42,6 +42,7 @@ from ..errors import ConfigError, DataError, SuiteError
 from ..runs import RUNS_ROOT, create_run_dir, write_run_config
 from ..task import Task
 from ..train.checkpoint import step_checkpoints
+from ..train.logs import read_metrics
 from ..train.trainer import TrainingDiverged
 from .pruning import PruningReporter, PruningTrainer
 from .report import write_reports
@@ -287,6 +288,13 @@ class Tuner:
         shown = ", ".join(f"{k}={_fmt(v)}" for k, v in values.items())
         how = f"continues {run_dir} from step {resume[1]}" if resume else f"-> {run_dir}"
         self.echo(f"trial {trial.number}: {shown} {how}")
+        if resume and resume[1] >= cfg.train.max_steps:
+            # killed after its last checkpoint but before Optuna heard the result
+            value = _logged_metric(run_dir, self.settings.metric, resume[1])
+            if value is not None:
+                self.echo(f"trial {trial.number}: its run had finished training; "
+                          f"{self.settings.metric}={value:.6g} from {run_dir / 'metrics.jsonl'}")
+                return value
         try:
             if resume is None:
                 create_run_dir(self.task_cls.name, run_dir=run_dir)
@@ -410,6 +418,15 @@ def best_trial(study: optuna.Study) -> FrozenTrial | None:
         return study.best_trial
     except ValueError:  # no completed trial yet
         return None
+
+
+def _logged_metric(run_dir: Path, metric: str, step: int) -> float | None:
+    """``metric`` as the run's ``metrics.jsonl`` logged it at ``step``, if it did."""
+    path = run_dir / "metrics.jsonl"
+    if not path.is_file():
+        return None
+    found = [r[metric] for r in read_metrics(path) if r.get("step") == step and metric in r]
+    return float(found[-1]) if found else None
 
 
 def _alive(pid: int) -> bool:

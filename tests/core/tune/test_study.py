@@ -170,6 +170,24 @@ def test_a_killed_study_resumes_from_its_sqlite_file(
     assert len(result.study.get_trials(states=FINISHED)) == 2
 
 
+def test_a_retried_trial_whose_run_had_finished_is_not_trained_again(
+    task_cls: Any, make_tuner: Any, fast: list[str], tmp_path: Path
+) -> None:
+    """Killed between the run's last checkpoint and telling Optuna: the logged result counts."""
+    overrides = [a for a in fast if a != "train.checkpoints=false"]
+    tuner = make_tuner(tmp_path / "study", 1, overrides=overrides)
+    study = tuner.open_study()
+    run = tmp_path / "study" / "trial-000"
+    lr = 0.01
+    dev = fit(task_cls(tuner.config_for({"optim.lr": lr})), run).dev_metrics["dev.loss"]
+    study.enqueue_trial({"optim.lr": lr}, user_attrs={"retry_of": 0, "run_dir": str(run)})
+    before = (run / "metrics.jsonl").read_text()
+
+    result = make_tuner(tmp_path / "study", 1, overrides=overrides).run()
+    assert result.best_value == dev and result.best_params == {"optim.lr": lr}
+    assert (run / "metrics.jsonl").read_text() == before  # nothing trained or logged again
+
+
 def test_a_trial_left_running_by_a_dead_process_is_retried(
     make_tuner: Any, tmp_path: Path
 ) -> None:
