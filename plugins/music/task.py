@@ -316,13 +316,16 @@ class MusicTask(Task[MusicConfig]):
             model = load_generator(run_dir, self)
         was_training = model.training
         s = self.cfg.sample
+        style = s.style
+        if getattr(self, "_ft", None) is not None and self.cfg.data.target_style:
+            style = self.cfg.data.target_style  # fine-tuned on the target: show that style
         t0 = time.perf_counter()
-        paths = write_generated(model, self.tok, run_dir / "samples", stem=f"sample-{s.style}",
-                                style=s.style, bars=s.bars, seed=s.seed,
+        paths = write_generated(model, self.tok, run_dir / "samples", stem=f"sample-{style}",
+                                style=style, bars=s.bars, seed=s.seed,
                                 temperature=s.temperature, top_k=s.top_k, top_p=s.top_p)
         model.train(was_training)
         self._samples_written = True
-        print(f"wrote a {s.bars}-bar '{s.style}' sample in {time.perf_counter() - t0:.1f}s: "
+        print(f"wrote a {s.bars}-bar '{style}' sample in {time.perf_counter() - t0:.1f}s: "
               + ", ".join(str(p) for p in paths), flush=True)
         print(f"more: suite music generate --from {run_dir} --bars 16 --seed 1", flush=True)
         return paths
