@@ -105,6 +105,9 @@ class ModelConfig:
     decoder_layers: int = option(3, "decoder layers", ge=1)
     dropout: float = option(0.2, "dropout on embeddings, residuals and attention", ge=0.0, le=0.9)
     activation_dropout: float = option(0.1, "dropout inside the feed-forward block", ge=0.0, le=0.9)
+    positions: str = option("sinusoidal", "position encoding: sinusoidal (added to the "
+                            "embeddings) or rotary (RoPE in self-attention)",
+                            choices=("sinusoidal", "rotary"))
 
 
 @dataclass
@@ -170,6 +173,11 @@ class TranslationConfig(TrainableConfig):
 
     def validate(self) -> None:
         """Cross-field checks."""
+        if self.model.positions == "rotary" and (self.model.d_model // self.model.heads) % 2:
+            raise ConfigError(
+                f"model.positions=rotary needs an even head width; d_model/heads = "
+                f"{self.model.d_model // self.model.heads}. Change model.heads or model.d_model."
+            )
         if self.model.d_model % self.model.heads:
             raise ConfigError(
                 f"model.d_model={self.model.d_model} is not divisible by model.heads="

