@@ -84,7 +84,7 @@ def template_run(lifecycle_registry: Registry, tmp_path_factory: pytest.TempPath
     """A trained ``template-regression`` run (source / teacher for the tests)."""
     run = tmp_path_factory.mktemp("runs") / "template-src"
     return _train(lifecycle_registry, "template-regression", run,
-                  ["data.train_size=512", "data.eval_size=128", "train.max_steps=150",
+                  ["data.train_size=512", "data.eval_size=128", "train.max_steps=100",
                    "train.eval_every=50", "train.batch_size=32", "optim.lr=0.01"])
 
 

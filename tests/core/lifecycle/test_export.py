@@ -147,7 +147,7 @@ class _Flatten(nn.Module):
         return img.flatten(1).float().mean(1, keepdim=True) + speed  # [B, 1]
 
 
-@pytest.mark.parametrize("fmt", ["exported", "onnx"])
+@pytest.mark.parametrize("fmt", ["exported", pytest.param("onnx", marks=pytest.mark.slow)])
 def test_batch_of_one_example_still_exports_a_dynamic_batch(fmt: str, tmp_path: Path) -> None:
     if fmt == "onnx":
         pytest.importorskip("onnxruntime")
