@@ -41,16 +41,18 @@ def _interrupt_and_resume(make_task: Any, tmp_path: Path, *overrides: str) -> di
     return saved
 
 
-def test_bit_exact_resume_map_style(make_task: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [0, pytest.param(2, marks=pytest.mark.slow)])
+def test_bit_exact_resume_map_style(make_task: Any, tmp_path: Path, workers: int) -> None:
     # 72 samples / batch 8 = 9 batches per epoch: the run crosses epochs mid-accumulation
-    _interrupt_and_resume(make_task, tmp_path)
+    _interrupt_and_resume(make_task, tmp_path, f"train.num_workers={workers}")
 
 
 def test_bit_exact_resume_stateful_iterable(make_task: Any, tmp_path: Path) -> None:
     _interrupt_and_resume(make_task, tmp_path, "data.kind=stream")
 
 
-def test_bit_exact_resume_shard_stream(make_task: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [0, pytest.param(2, marks=pytest.mark.slow)])
+def test_bit_exact_resume_shard_stream(make_task: Any, tmp_path: Path, workers: int) -> None:
     data = pytest.importorskip("torchsuite.core.data")
     if not hasattr(data, "StreamLoader"):
         pytest.skip("core.data has no StreamLoader yet")
@@ -60,7 +62,8 @@ def test_bit_exact_resume_shard_stream(make_task: Any, tmp_path: Path) -> None:
             x = torch.randn(4, generator=gen)
             w.add({"x": x, "y": x.sum(0, keepdim=True)}, split="train", group=str(i))
     saved = _interrupt_and_resume(make_task, tmp_path, "data.kind=shards",
-                                  f"data.dir={str(tmp_path / 'shards')!r}")
+                                  f"data.dir={str(tmp_path / 'shards')!r}",
+                                  f"train.num_workers={workers}")
     # the ShardStream's own state travels in the checkpoint: 12 batches of 8 from 72
     # records = epoch 1, 24 records in
     data = saved["ranks"][0]["data"]

@@ -110,7 +110,8 @@ class TinyTask(Task[TinyConfig]):
         if split == "train" and self.cfg.data.kind == "shards":
             from torchsuite.core.data import StreamLoader
 
-            return StreamLoader(self.datasets()["train"], batch_size=self.cfg.train.batch_size)
+            return StreamLoader(self.datasets()["train"], batch_size=self.cfg.train.batch_size,
+                                num_workers=self.cfg.train.num_workers)
         return super().dataloader(split, train=train)
 
     def augment(self, batch: Any) -> Any:
