@@ -188,6 +188,7 @@ def test_a_retried_trial_whose_run_had_finished_is_not_trained_again(
     assert (run / "metrics.jsonl").read_text() == before  # nothing trained or logged again
 
 
+@pytest.mark.slow  # waits out a heartbeat grace period
 def test_a_trial_left_running_by_a_dead_process_is_retried(
     make_tuner: Any, tmp_path: Path
 ) -> None:
