@@ -27,7 +27,7 @@ import tempfile
 from pathlib import Path
 
 import torch
-from torchsuite.core.lifecycle.compress import CompressOptions, run_compress
+from torchsuite.core.lifecycle.compress import CompressOptions, relative_drop, run_compress
 
 GOAL_SIZE, GOAL_LATENCY, GOAL_DROP = 3.5, 1.5, 1.0
 
@@ -71,8 +71,7 @@ def main() -> int:
     key, mode = report["metric"], report["metric_mode"]
     size_x = fp["size_bytes"] / q8["size_bytes"]
     speed_x = fp["latency_ms"] / q8["latency_ms"]
-    sign = 1 if mode == "min" else -1
-    drop = sign * (q8["metrics"][key] - fp["metrics"][key]) / abs(fp["metrics"][key]) * 100
+    drop = relative_drop(fp["metrics"][key], q8["metrics"][key], mode) * 100
     print()
     print(f"dynamic-int8 vs float ({os.cpu_count()} CPUs, 1 intra-op thread):")
     print(f"  size    {size_x:5.2f}x smaller   (goal >= {GOAL_SIZE}x)  "

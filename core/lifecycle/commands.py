@@ -157,6 +157,9 @@ def _configure_serve(p: argparse.ArgumentParser) -> None:
                    help="how long a request may wait for others to join its batch")
     p.add_argument("--max-body-bytes", type=int, default=1 << 20,
                    help="largest accepted request body (413 above)")
+    p.add_argument("--device", default="cpu",
+                   help="where the model runs: cpu, cuda, cuda:N (default/custom hooks move "
+                        "inputs there)")
     p.add_argument("--fixed-wait", action="store_true",
                    help="always wait --max-wait-ms for a batch to fill (default: only while "
                         "other requests are arriving)")
@@ -167,7 +170,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     opts = ServeOptions(host=args.host, port=args.port, max_batch=args.max_batch,
                         max_wait_ms=args.max_wait_ms, max_body_bytes=args.max_body_bytes,
-                        adaptive_wait=not args.fixed_wait)
+                        adaptive_wait=not args.fixed_wait, device=args.device)
     run_server(args.task, args.from_run, opts, files=args.config, overrides=_overrides(args))
     return 0
 

@@ -54,6 +54,7 @@ __all__ = [
     "prune_model",
     "quantize_dynamic_int8",
     "quantize_static_int8",
+    "relative_drop",
     "run_compress",
     "sparsity",
     "state_size_bytes",

@@ -91,6 +91,7 @@ class ServeOptions:
     max_body_bytes: int = 1 << 20
     request_timeout_s: float = 60.0
     adaptive_wait: bool = True
+    device: str = "cpu"
 
 
 class RequestError(ValueError):
@@ -183,14 +184,15 @@ class ServeAdapter:
             return self._default_predict(examples)
 
     def _default_predict(self, examples: list[tuple[torch.Tensor, ...]]) -> list[Any]:
+        device = next((p.device for p in self.model.parameters()), torch.device("cpu"))
         groups: dict[tuple[Any, ...], list[int]] = {}
         for i, ex in enumerate(examples):
             groups.setdefault(tuple(tuple(t.shape) for t in ex), []).append(i)
         results: list[Any] = [None] * len(examples)
         for idx in groups.values():
-            args = tuple(torch.stack([examples[i][k] for i in idx])
+            args = tuple(torch.stack([examples[i][k] for i in idx]).to(device)
                          for k in range(len(examples[idx[0]])))
-            outs = flatten_outputs(self.model(*args))
+            outs = [o.cpu() for o in flatten_outputs(self.model(*args))]
             n = len(idx)
             for j, i in enumerate(idx):
                 results[i] = [o[j] if o.dim() > 0 and o.shape[0] == n else o for o in outs]
@@ -356,14 +358,18 @@ def run_server(
     if opts.max_body_bytes < 1:
         raise SuiteError(f"--max-body-bytes {opts.max_body_bytes}: expected 1 or more.")
     source = load_source(task_name, from_run, files=files, overrides=overrides)
-    adapter = ServeAdapter(source.task, source.model.cpu().eval())
+    try:
+        model = source.model.to(opts.device).eval()
+    except (RuntimeError, AssertionError) as exc:
+        raise SuiteError(f"--device {opts.device}: {exc}") from None
+    adapter = ServeAdapter(source.task, model)
     adapter.example_request()  # fail now, not on the first request, if example_inputs breaks
     app = build_app(adapter, opts, {"checkpoint": str(source.checkpoint), "step": source.step})
     if opts.host not in _LOOPBACK:
         print(f"warning: --host {opts.host} makes the server reachable from other machines; "
               "it has no authentication.")
     base = f"http://{opts.host}:{opts.port}"
-    print(f"serving {task_name} from {source.checkpoint} on {base}\n"
+    print(f"serving {task_name} from {source.checkpoint} on {base} ({opts.device})\n"
           f"  POST {base}/v1/tasks/{task_name}/predict   GET {base}/health   "
           f"GET {base}/v1/tasks/{task_name} (example request)\n"
           f"  batching: up to {opts.max_batch} requests, {opts.max_wait_ms:g} ms wait; "
