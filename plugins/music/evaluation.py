@@ -68,10 +68,18 @@ def evaluate_music(task: MusicTask, model: nn.Module, split: str) -> dict[str, f
     out: dict[str, float] = {"nll": nll, "ppl": math.exp(min(nll, 50.0)), "tokens": float(count)}
     out.update(baseline_nll(task, split))
     cfg = task.cfg.eval
-    fine_tuning = getattr(task, "_ft", None) is not None  # core finetune: keep it quick
-    if split in ("test", "target") and cfg.pieces > 0 and not fine_tuning:
+    # generating eval.pieces pieces takes minutes: only for `suite eval`, not for the
+    # evaluations the trainer or a fine-tuning run make along the way
+    in_training = getattr(task, "_ft", None) is not None or _in_trainer()
+    if cfg.pieces > 0 and not in_training:
         out.update(music_stats(task, model, split, cfg.pieces, cfg.bars))
     return out
+
+
+def _in_trainer() -> bool:
+    from .task import _trainer_context
+
+    return _trainer_context() is not None
 
 
 def music_stats(task: MusicTask, model: nn.Module, split: str, n: int,

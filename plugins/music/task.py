@@ -282,8 +282,8 @@ class MusicTask(Task[MusicConfig]):
 
     def evaluate(self, model: nn.Module, split: str) -> dict[str, float]:
         """Token NLL/perplexity next to unigram and n-gram baselines on the same tokens;
-        on ``test``/``target`` also musical statistics of ``eval.pieces`` generated pieces
-        vs the split's real ones.
+        outside training (``suite eval music``) also musical statistics of ``eval.pieces``
+        generated pieces vs the split's real ones.
 
         When the core Trainer calls this for its final evaluation, the task also writes
         the run's sample (see :meth:`on_fit_end`).

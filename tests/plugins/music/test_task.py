@@ -45,6 +45,27 @@ def test_prepare_a_midi_folder_splits_by_piece(tmp_path: Path, midi_dir: Path) -
         MusicTask(tiny_config(tmp_path / "data")).prepare(midi_dir)  # never overwritten
 
 
+@pytest.mark.slow
+def test_prepare_the_corpus_with_a_target_style(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("music21", reason="the [music] extra (music21) is not installed")
+    cfg = tiny_config(tmp_path / "data")
+    cfg.data.styles, cfg.data.target_style = ["bach", "palestrina"], "palestrina"
+    cfg.data.max_files = {"bach": 8, "palestrina": 2}
+    task = MusicTask(cfg)
+    task.prepare(None)
+    out = capsys.readouterr()
+    assert "reading music21 corpus: 10/10 files" in out.err  # progress, then the summary
+    assert "pieces/s" in out.out
+    counts = {s: i.num_records for s, i in read_manifest(cfg.data.dir).splits.items()}
+    assert counts["target"] == 2 and sum(counts.values()) == 10
+    target = task.pieces("target")
+    assert {target[i]["style"] for i in range(2)} == {"palestrina"}
+    train = task.pieces("train")
+    assert {train[i]["style"] for i in range(len(train))} == {"bach"}
+    assert any(train[i]["lyrics"] for i in range(len(train)))  # chorales carry lyrics
+
+
 def test_prepare_rejects_a_missing_source(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="not a directory"):
         MusicTask(tiny_config(tmp_path / "data")).prepare(tmp_path / "nope")
@@ -108,6 +129,13 @@ def test_generate_verb_writes_midi_from_a_run(tmp_path: Path, midi_dir: Path,
     kept = {(round(n.start, 3), n.pitch) for i in again.instruments for n in i.notes}
     assert first_bar and {p for _, p in first_bar} <= {p for _, p in kept}
     assert suite(["music", "generate", "--from", str(run), "--style", "nope"]) == 2
+    capsys.readouterr()
+    assert suite(["eval", "music", "--from", str(run), "--split", "train",
+                  "--set", "eval.pieces=2", "--set", "eval.bars=1"]) == 0
+    printed = capsys.readouterr().out
+    for key in ("train.nll", "train.unigram_nll", "train.ngram_nll", "train.gen.note_density",
+                "train.real.note_density", "train.pitch_class_distance"):
+        assert key in printed
     assert suite(["music", "generate", "--from", str(run), "--lyrics", "Ach Gott, vom Him-mel _",
                   "--out", str(out)]) == 0
     song = pretty_midi.PrettyMIDI(str(out / "lyrics-bach-seed0.mid"))
