@@ -66,6 +66,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _split_extra(words: list[str]) -> tuple[list[str], list[str]]:
+    """Separate ``KEY=VALUE`` override words from ``--flag [VALUE]`` words."""
+    overrides: list[str] = []
+    flags: list[str] = []
+    i = 0
+    while i < len(words):
+        word = words[i]
+        if word.startswith("--"):
+            flags.append(word)
+            takes_value = "=" not in word and i + 1 < len(words)
+            if takes_value and not words[i + 1].startswith("--"):
+                flags.append(words[i + 1])
+                i += 1
+        elif "=" in word and not word.startswith("-"):
+            overrides.append(word)
+        else:
+            flags.append(word)
+        i += 1
+    return overrides, flags
+
+
 def _flags_to_overrides(words: list[str], section: str) -> list[str]:
     """``["--src", "a.de", "--max-len=200"]`` -> ``["data.src=a.de", "data.max_len=200"]``."""
     out: list[str] = []
@@ -111,11 +132,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser = build_parser()
         args, extra = parser.parse_known_args(argv)
         cmd: Command | None = getattr(args, "_command", None)
-        if extra:
-            if cmd is None or cmd.flag_section is None or not hasattr(args, "overrides"):
-                parser.parse_args(argv)  # let argparse report the unknown words its usual way
-            else:
+        if extra and hasattr(args, "overrides"):
+            # argparse fills a positional list once, so `KEY=VALUE` words after a flag
+            # (`suite train T --name x train.max_steps=1`) arrive here: keep them.
+            words, flags = _split_extra(extra)
+            args.overrides = [*args.overrides, *words]
+            extra = flags
+            if extra and cmd is not None and cmd.flag_section is not None:
                 args.overrides = [*args.overrides, *_flags_to_overrides(extra, cmd.flag_section)]
+                extra = []
+        if extra:
+            parser.parse_args(argv)  # let argparse report the unknown words its usual way
         if cmd is None:
             group_parser = getattr(args, "_group_parser", None)
             (group_parser or parser).print_help()

@@ -115,3 +115,15 @@ def test_prepare_flags_become_data_overrides(tmp_path: Path, template_site: Path
     assert bad.returncode == 2 and "Did you mean 'data.features'" in " ".join(bad.stderr.split())
     other = run_suite(["tasks", "--bogus"], tmp_path)
     assert other.returncode == 2 and "unrecognized arguments: --bogus" in other.stderr
+
+
+def test_overrides_after_flags_are_kept(tmp_path: Path, template_site: Path) -> None:
+    # argparse alone fills the positional override list once and rejects later KEY=VALUE words
+    out = run_suite(
+        ["train", "template-regression", "--name", "late", "train.max_steps=2"],
+        tmp_path,
+        [template_site],
+    )
+    assert out.returncode == 0, out.stderr
+    saved = tomllib.loads((tmp_path / "runs/template-regression/late/config.toml").read_text())
+    assert saved["train"]["max_steps"] == 2
