@@ -14,8 +14,6 @@ import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 
-import numpy as np
-
 __all__ = ["BloomFilter", "Cleaner", "CleaningRules"]
 
 # C0/C1 control characters except tab (TSV separator, removed before) - a stray \x00 or
@@ -35,7 +33,8 @@ class BloomFilter:
         bits = max(64, int(-capacity * math.log(error_rate) / math.log(2) ** 2))
         self.bits = bits
         self.k = max(1, round(bits / capacity * math.log(2)))
-        self.array = np.zeros((bits + 7) // 8, dtype=np.uint8)
+        # a bytearray, not numpy: per-bit access from Python is ~10x faster on it
+        self.array = bytearray((bits + 7) // 8)
 
     def _positions(self, item: bytes) -> list[int]:
         d = hashlib.blake2b(item, digest_size=16).digest()
@@ -46,21 +45,22 @@ class BloomFilter:
     def add(self, item: bytes) -> bool:
         """Insert ``item``; returns True if it was (probably) present already."""
         present = True
+        array = self.array
         for p in self._positions(item):
-            byte, bit = divmod(p, 8)
-            if not self.array[byte] >> bit & 1:
+            byte, mask = p >> 3, 1 << (p & 7)
+            if not array[byte] & mask:
                 present = False
-                self.array[byte] |= np.uint8(1 << bit)
+                array[byte] |= mask
         return present
 
     def __contains__(self, item: bytes) -> bool:
         """True if ``item`` was (probably) added; never False for an added item."""
-        return all(self.array[p >> 3] >> (p & 7) & 1 for p in self._positions(item))
+        return all(self.array[p >> 3] & (1 << (p & 7)) for p in self._positions(item))
 
     @property
     def nbytes(self) -> int:
         """Memory held by the bit array."""
-        return int(self.array.nbytes)
+        return len(self.array)
 
 
 @dataclass(frozen=True)
