@@ -83,3 +83,21 @@ def test_missing_file_and_non_tsv_without_target(
     plain = write_lines(tmp_path / "x.de", ["a"])
     with pytest.raises(DataError, match="--tgt"):
         Corpus.from_paths(str(plain), "")
+
+
+def test_cli_prepare_reports_misalignment_in_one_paragraph(
+    workdir: Path, write_lines: Lines, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from torchsuite.core.cli import main
+
+    write_lines(workdir / "a.de", ["eins", "zwei", "drei"])
+    write_lines(workdir / "a.en", ["one", "two"])
+    assert main(["prepare", "translation", "--src", "a.de", "--tgt", "a.en"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert err.startswith("error: misaligned corpus: a.de has 3 lines but a.en has 2")
+    assert "Traceback" not in err
+    assert not (workdir / "data").exists()
+    write_lines(workdir / "a.en", ["one", "two", "three"])
+    assert main(["prepare", "translation", "--src", "a.de", "--tgt", "a.en",
+                 "--vocab-size", "20", "--workers", "0", "--dedup-capacity", "1000"]) == 0
+    assert (workdir / "data" / "translation" / "manifest.json").is_file()
