@@ -16,7 +16,6 @@ from .closed_loop import run_scenario, summarize
 from .expert import BaselinePolicy, ExpertPolicy
 from .plots import plot_evaluation
 from .policy import ABLATABLE, LearnedPolicy, load_planner
-from .sim.world import make_scenario
 
 __all__ = ["configure_evaluate", "configure_replay", "evaluate", "replay"]
 
@@ -80,11 +79,11 @@ def evaluate(args: argparse.Namespace) -> int:
     if model is not None and not args.no_ablations:
         for s in ABLATABLE:
             factories[f"learned -{s}"] = (lambda s=s: LearnedPolicy(model, drop=(s,)))
-    sc_cfg, sen_cfg = task.scenario_config(), task.sensor_config()
+    sen_cfg = task.sensor_config()
     seeds = [task.cfg.eval.seed_offset + i for i in range(n)]
     rows: dict[str, dict[str, Any]] = {}
     scores: dict[str, list[float]] = {}
-    scenarios = [make_scenario(seed, sc_cfg) for seed in seeds]
+    scenarios = [task.eval_scenario(seed) for seed in seeds]
     for name, make in factories.items():
         results = []
         todo = scenarios
@@ -133,7 +132,7 @@ def replay(args: argparse.Namespace) -> int:
     else:
         policy = ExpertPolicy() if args.policy == "expert" else BaselinePolicy()
     seed = task.cfg.eval.seed_offset + args.scenario
-    sc = make_scenario(seed, task.scenario_config())
+    sc = task.eval_scenario(seed)
     frames = []
 
     def grab(world: Any, obs: dict[str, np.ndarray], plan: Any, accel: float) -> None:
@@ -141,6 +140,8 @@ def replay(args: argparse.Namespace) -> int:
             frames.append(render_frame(world, obs, plan))
 
     res = run_scenario(sc, policy, task.sensor_config(), on_step=grab)
+    if not frames:
+        raise SuiteError("the replay recorded no frames; use a smaller --every.")
     out = run / "samples" / f"replay_{args.policy}_{args.scenario}.gif"
     out.parent.mkdir(parents=True, exist_ok=True)
     frames[0].save(out, save_all=True, append_images=frames[1:],

@@ -36,7 +36,7 @@ from torchsuite.core.data import (
 from .drives import SENSORS, drive_records, load_drive, record_drive, validate_drive
 from .expert import N_WAYPOINTS
 from .sim.sensors import SensorConfig
-from .sim.world import ScenarioConfig, make_scenario
+from .sim.world import Scenario, ScenarioConfig, make_scenario
 
 __all__ = ["DrivingConfig", "DrivingTask"]
 
@@ -89,6 +89,8 @@ class DrivingEval:
     scenarios: int = option(200, "held-out scenarios per policy", ge=1)
     seed_offset: int = option(100000, "scenario seeds start here (prepare uses 0..drives-1)",
                               ge=0)
+    max_seconds: float = option(0.0, "stop each scenario after this many simulated seconds "
+                                     "(0: at the end of its route or its time limit)", ge=0.0)
 
 
 @dataclass
@@ -143,6 +145,13 @@ class DrivingTask(Task[DrivingConfig]):
                               lanes=d.lanes, traffic=d.traffic, parked=d.parked, slow=d.slow,
                               min_route=d.min_route)
 
+    def eval_scenario(self, seed: int) -> Scenario:
+        """Held-out closed-loop scenario ``seed`` (town of the training drives)."""
+        sc = make_scenario(seed, self.scenario_config())
+        if self.cfg.eval.max_seconds > 0:
+            sc.time_limit = min(sc.time_limit, self.cfg.eval.max_seconds)
+        return sc
+
     def sensor_config(self, target: bool = False) -> SensorConfig:
         d = self.cfg.data
         if target:
@@ -156,9 +165,6 @@ class DrivingTask(Task[DrivingConfig]):
         """
         d = self.cfg.data
         if source is not None:
-            if not Path(source).exists():
-                raise DataError(f"--source {source}: no such file or directory. Give a .npz "
-                                f"drive or a directory of them (plugins/driving/FORMAT.md).")
             files = sorted(Path(source).glob("*.npz")) if Path(source).is_dir() else [
                 Path(source)]
             if not files:
@@ -186,6 +192,9 @@ class DrivingTask(Task[DrivingConfig]):
 
     def prepare(self, source: Path | None = None) -> Path:
         d = self.cfg.data
+        if source is not None and not Path(source).exists():
+            raise DataError(f"--source {source}: no such file or directory. Give a .npz "
+                            f"drive or a directory of them (plugins/driving/FORMAT.md).")
         out = self.data_dir
         spec = SplitSpec(salt=d.salt)
         stats: dict[str, list[np.ndarray]] = {"imu": [], "route": [], "radar": []}

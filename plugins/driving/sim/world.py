@@ -165,7 +165,7 @@ class World:
     @property
     def done(self) -> bool:
         return (self.collided or self.lost or self.ego.s >= self.path.length - 2.0
-                or self.t >= self.sc.time_limit)
+                or self.t >= self.sc.time_limit - 1e-6)  # float sums of dt
 
     def actors(self) -> dict[str, np.ndarray]:
         """Traffic + ego as one Frenet array set (ego last)."""

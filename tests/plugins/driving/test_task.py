@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -104,3 +105,33 @@ def test_prepare_from_user_drives_and_clear_errors(tmp_path: Path) -> None:
     assert not (tmp_path / "user2" / "data" / "manifest.json").exists()
     with pytest.raises(DataError, match="no such file"):
         _task(tmp_path / "user3").prepare(tmp_path / "nowhere")
+
+
+@pytest.mark.slow
+def test_cli_train_evaluate_replay(prepared: DrivingTask, workdir: Path,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from PIL import Image
+    from torchsuite.core.cli import main
+
+    data = f'data.dir="{prepared.data_dir}"'
+    assert main(["train", "driving", data, *TINY, "--name", "t"]) == 0
+    run = workdir / "runs" / "driving" / "t"
+    assert main(["drive", "evaluate", "--from", "t", "--scenarios", "2",
+                 "--ablation-scenarios", "1", "eval.max_seconds=1.5"]) == 0
+    out = capsys.readouterr().out
+    assert "| learned |" in out and "| expert |" in out and "| baseline |" in out
+    report = json.loads((run / "samples" / "drive_eval.json").read_text())
+    assert set(report["rows"]) == {"learned", "expert", "baseline", "learned -camera",
+                                   "learned -lidar", "learned -radar", "learned -imu"}
+    assert len(report["scores"]["expert"]) == 2 and len(report["scores"]["learned -imu"]) == 1
+    assert (run / "samples" / "drive_eval_metrics.png").stat().st_size > 1000
+    # `suite driving ...` is the same verb.
+    assert main(["driving", "replay", "--from", "t", "--policy", "expert",
+                 "eval.max_seconds=1"]) == 0
+    gif = Image.open(run / "samples" / "replay_expert_0.gif")
+    assert gif.n_frames == 5  # 10 steps, every 2nd
+    # A user mistake is one clear line, exit code 2.
+    code = main(["prepare", "driving", "--source", str(workdir / "nope"),
+                 f'data.dir="{workdir / "new"}"'])
+    assert code == 2
+    assert "no such file" in capsys.readouterr().err
