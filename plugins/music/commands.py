@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +12,11 @@ from torchsuite.core.cli_args import add_config_arguments, task_from_run
 
 __all__ = [
     "configure_generate",
+    "configure_lyrics",
     "configure_style_eval",
     "configure_stylize",
     "run_generate",
+    "run_lyrics",
     "run_style_eval",
     "run_stylize",
 ]
@@ -164,4 +167,50 @@ def run_style_eval(args: argparse.Namespace) -> int:
         print(f"to {style:>10}: {row['pieces']} pieces, labelled {style} "
               f"{row['target_rate']:.0%}, melody kept {row['melody_kept']:.0%}")
     print(f"wrote {report['path']} and the transferred MIDI files in {run / 'samples'}")
+    return 0
+
+
+def configure_lyrics(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--from", dest="from_run", default="latest",
+                   help="music run directory or name (default: the latest)")
+    p.add_argument("--retrain", action="store_true",
+                   help="train the lyrics model again even if the run has one")
+    p.add_argument("--steps", type=int, default=300, help="lyrics model training steps")
+    p.add_argument("--prompt", default="", help="words the lyrics start with")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed")
+    p.add_argument("--melody", action="store_true",
+                   help="also set the sampled lyrics to a melody (MIDI with lyrics)")
+    add_config_arguments(p)
+
+
+def run_lyrics(args: argparse.Namespace) -> int:
+    from .lyrics_lm import LyricsLM, train_lyrics_lm
+
+    task, model, run = _load(args)
+    folder = run / "lyrics_lm"
+    if args.retrain or not (folder / "lm.pt").is_file():
+        train = task.pieces("train")
+        texts = [str(train[i]["lyrics"]) for i in range(len(train))]
+        print(f"training the lyrics model on {sum(1 for t in texts if t)} texts "
+              f"({args.steps} steps) into {folder}", flush=True)
+        lm = train_lyrics_lm(texts, folder, steps=args.steps, seed=args.seed)
+    else:
+        lm = LyricsLM.load(folder)
+    if "dev" in task.datasets():
+        dev = task.pieces("dev")
+        held = [str(dev[i]["lyrics"]) for i in range(len(dev)) if dev[i]["lyrics"]]
+        if held:
+            nll = lm.nll(held)
+            print(f"held-out (dev) lyrics: {nll:.3f} nats/subword, perplexity {math.exp(nll):.1f}")
+    text = lm.sample(args.prompt, seed=args.seed)
+    print(f"lyrics: {text}")
+    if args.melody:
+        from .generation import write_piece_files
+        from .lyrics import lyrics_melody
+
+        s = task.cfg.sample
+        piece = lyrics_melody(model, task.tok, text, style=s.style, seed=args.seed,
+                              temperature=s.temperature, top_k=s.top_k, top_p=s.top_p)
+        for path in write_piece_files(piece, run / "samples", f"lyrics-lm-seed{args.seed}"):
+            print(f"  {path}")
     return 0

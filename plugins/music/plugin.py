@@ -39,8 +39,8 @@ def _configure(name: str) -> Callable[[argparse.ArgumentParser], None]:
 
 @hookimpl
 def register_commands(cli: CommandSet) -> None:
-    cli.add_group("music", "music verbs: generate, stylize, style-eval (and the audio "
-                  "part's verbs)")
+    cli.add_group("music", "music verbs: generate, stylize, style-eval, lyrics (and the "
+                  "audio part's verbs)")
     cli.add_command("generate", group="music",
                     help="write a new piece (MIDI + piano-roll PNG) from a trained music run",
                     configure=_configure("configure_generate"),
@@ -54,3 +54,8 @@ def register_commands(cli: CommandSet) -> None:
                          "(accuracy, target-style rate, melody kept)",
                     configure=_configure("configure_style_eval"),
                     run=_lazy("commands", "run_style_eval"))
+    cli.add_command("lyrics", group="music",
+                    help="train/sample the lyrics language model of a run (--melody: set "
+                         "the lyrics to music)",
+                    configure=_configure("configure_lyrics"),
+                    run=_lazy("commands", "run_lyrics"))

@@ -52,7 +52,7 @@ def test_padding_mask_ignores_pad_positions(tok: MusicTokenizer, piece: Piece) -
     torch.testing.assert_close(out, model(torch.tensor([ids])), rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("seed", range(4))
 def test_constrained_sampling_is_always_well_formed(tok: MusicTokenizer, seed: int) -> None:
     """An untrained model puts mass everywhere: only the grammar keeps it well-formed."""
     model = tiny_model(tok, seed=seed)
