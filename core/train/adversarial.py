@@ -22,7 +22,7 @@ so a discriminator loss may call the generator without ``detach()`` and no
 gradient leaks into the other network. Every optimizer, scheduler and scaler is
 checkpointed under its name, and resume is exact for all of them.
 
-Example — a GAN (``model`` holds ``model.gen`` and ``model.disc``)::
+Example — a GAN (``model`` holds ``model["gen"]`` and ``model["disc"]``)::
 
     from torchsuite.core import StepOutput, Task
     from torchsuite.core.train import AdversarialTask, OptimizerSpec
@@ -45,8 +45,8 @@ Example — a GAN (``model`` holds ``model.gen`` and ``model.disc``)::
                 loss = F.softplus(-model["disc"](fake)).mean()
             return StepOutput(loss, {"d_real": model["disc"](real).mean().detach()})
 
-        def validation_step(self, model, batch):  # required: there is no training_step
-            ...
+        def validation_step(self, model, batch):  # needed with a dev split
+            ...  # e.g. a distance between generated and real samples
 
 A spectrogram refiner with a multi-scale discriminator and a feature-matching
 loss is the same shape: ``"disc"`` first (hinge or LSGAN loss on real vs
