@@ -86,6 +86,14 @@ def _drive(host: str, port: int, path: str, body: bytes, concurrency: int,
     return time.perf_counter() - t0, latencies
 
 
+def _health(host: str, port: int) -> dict[str, Any]:
+    conn = http.client.HTTPConnection(host, port, timeout=60)
+    conn.request("GET", "/health")
+    data = json.loads(conn.getresponse().read())["batching"]
+    conn.close()
+    return data
+
+
 def _pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -128,12 +136,17 @@ def main() -> int:
                 body = json.dumps(info["example_request"]).encode()
                 _drive(host, int(port), info["predict"], body, 4, 32)  # warm-up
                 for c in args.concurrency:
+                    before = _health(host, int(port))
                     wall, lat = _drive(host, int(port), info["predict"], body, c, args.requests)
+                    after = _health(host, int(port))
+                    mean_batch = ((after["requests"] - before["requests"])
+                                  / max(1, after["batches"] - before["batches"]))
                     results[(max_batch, c)] = (len(lat) / wall, _pct(lat, 0.5), _pct(lat, 0.99))
                     print(f"max_batch={max_batch:<3d} concurrency={c:<3d} "
                           f"{results[(max_batch, c)][0]:8.1f} req/s  "
                           f"p50 {results[(max_batch, c)][1]:7.2f} ms  "
-                          f"p99 {results[(max_batch, c)][2]:7.2f} ms", flush=True)
+                          f"p99 {results[(max_batch, c)][2]:7.2f} ms  "
+                          f"mean batch {mean_batch:5.1f}", flush=True)
             finally:
                 stop.set()
                 proc.join(30)

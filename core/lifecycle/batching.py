@@ -5,11 +5,12 @@ collecting until ``max_batch`` requests are in hand or ``max_wait_s`` has passed
 since the first one arrived, and runs them as one batch. With ``max_batch = 1`` every
 request runs alone (the baseline that ``benchmarks/lifecycle_serve.py`` compares with).
 
-With ``adaptive=True`` the batcher only waits while more requests are known to be
-on their way: the HTTP layer calls :meth:`DynamicBatcher.expect` when a request
-arrives (before its body is read and decoded), and the worker stops collecting as
-soon as nothing is queued and nothing is expected. A lone request then runs at once
-(no ``max_wait`` added to its latency), while a burst still forms full batches.
+With ``adaptive=True`` a request that arrives at an idle server runs at once: the
+worker skips the wait when nothing is queued, nothing is announced (the HTTP layer
+calls :meth:`DynamicBatcher.expect` when a request arrives, before its body is read
+and decoded) and the previous batch held a single request. Under concurrent load
+(previous batch > 1, or announced requests on their way) it waits up to ``max_wait_s``
+as usual, because requests still in socket buffers are invisible to it.
 
 One worker thread also means one forward pass at a time, so the model never runs
 concurrently with itself (PyTorch modules are not guaranteed thread-safe, and CPU
@@ -70,6 +71,7 @@ class DynamicBatcher:
         self.stats = BatchStats()
         self.adaptive = adaptive
         self._incoming = 0  # announced by expect(), not yet submitted or cancelled
+        self._last_size = 1  # size of the previous batch: > 1 means concurrent load
         self._lock = threading.Lock()
         self._queue: queue.Queue[Any] = queue.Queue()
         self._closed = False
@@ -120,7 +122,8 @@ class DynamicBatcher:
                 item = self._queue.get_nowait()
             except queue.Empty:
                 remaining = deadline - time.monotonic()
-                if remaining <= 0 or (self.adaptive and self._incoming == 0):
+                idle = self._incoming == 0 and self._last_size <= 1 and len(batch) == 1
+                if remaining <= 0 or (self.adaptive and idle):
                     break
                 try:
                     item = self._queue.get(timeout=remaining)
@@ -145,6 +148,7 @@ class DynamicBatcher:
     def _run(self, batch: list[tuple[Any, Future[Any]]]) -> None:
         items = [item for item, _ in batch]
         self.stats.add(len(items))
+        self._last_size = len(items)
         try:
             results = list(self.fn(items))
             if len(results) != len(items):
