@@ -47,6 +47,10 @@ def prepare_music(cfg: MusicConfig, data_dir: Path, tok: MusicTokenizer,
                   source: Path | None) -> Path:
     """Read, tokenize, split by piece and write shards; print a summary and return the dir."""
     d = cfg.data
+    if (data_dir / "manifest.json").exists() and not d.overwrite:
+        # checked before the (slow) reading; the writer would refuse anyway
+        raise DataError(f"{data_dir} already holds a prepared data set; use it as is, delete it, "
+                        "or replace it with `suite prepare music --overwrite true`.")
     t0 = time.perf_counter()
     if source is not None:
         if not source.is_dir():

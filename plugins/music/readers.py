@@ -233,8 +233,8 @@ def read_corpus(styles: dict[str, int], *, workers: int = 2,
 # ---------------------------------------------------------------------------- MIDI
 
 
-def _read_midi_file(job: tuple[str, str]) -> tuple[str, dict | None, str]:
-    path, style = job
+def _read_midi_file(job: tuple[str, str, str]) -> tuple[str, dict | None, str]:
+    path, style, name = job
     try:
         import warnings
 
@@ -243,7 +243,7 @@ def _read_midi_file(job: tuple[str, str]) -> tuple[str, dict | None, str]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             pm = pretty_midi.PrettyMIDI(path)
-        piece = piece_from_midi(pm, style=style, name=path)
+        piece = piece_from_midi(pm, style=style, name=name)
     except Exception as exc:
         return path, None, f"{type(exc).__name__}: {exc}"[:300]
     if not piece.notes:
@@ -252,11 +252,13 @@ def _read_midi_file(job: tuple[str, str]) -> tuple[str, dict | None, str]:
 
 
 def read_midi_dir(root: Path, *, style: str = "unknown", workers: int = 1) -> ReadResult:
-    """Every ``*.mid``/``*.midi``/``*.kar`` under ``root`` (recursive)."""
+    """Every ``*.mid``/``*.midi``/``*.kar`` under ``root`` (recursive). Pieces are named
+    by their path relative to ``root``, so the split of a file does not depend on where
+    the folder lives or how its path was typed."""
     files = sorted(str(p) for p in Path(root).rglob("*")
                    if p.suffix.lower() in MIDI_SUFFIXES and p.is_file())
     result = ReadResult(files=len(files))
-    jobs = [(f, style) for f in files]
+    jobs = [(f, style, Path(f).relative_to(root).as_posix()) for f in files]
     for path, piece, err in _progress(_pool_map(_read_midi_file, jobs, workers), len(jobs),
                                       f"reading MIDI under {root}"):
         if piece is None:

@@ -41,7 +41,7 @@ def test_prepare_a_midi_folder_splits_by_piece(tmp_path: Path, midi_dir: Path) -
     assert sum(len(v) for v in names.values()) == 20  # each piece in exactly one split
     rec = task.pieces("train")[0]
     assert is_well_formed(task.tok, rec["tokens"].tolist())
-    with pytest.raises(DataError, match="already holds a data set"):
+    with pytest.raises(DataError, match="already holds a prepared data set"):
         MusicTask(tiny_config(tmp_path / "data")).prepare(midi_dir)  # never overwritten
 
 
