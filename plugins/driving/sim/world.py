@@ -155,6 +155,7 @@ class World:
         self.collision_kind = -1
         self.offroad = False
         self.offroad_events = 0
+        self._onroad_steps = 10**9
         self.lost = False
         self._rng = np.random.default_rng([scenario.seed, 7])
         self._lc_timer = self._rng.uniform(0, 1.0, len(self.tr["s"]))
@@ -272,8 +273,11 @@ class World:
         if abs(e.d) > 12.0:
             self.lost = True  # far outside the corridor: the projection is meaningless
         outside = e.d < -self.path.lanes * LANE_WIDTH or e.d > 0.5
-        if outside and not self.offroad:
+        # One event per excursion: wobbling on the edge line counts again only after a
+        # second back on the road.
+        if outside and not self.offroad and self._onroad_steps >= round(1.0 / self.dt):
             self.offroad_events += 1
+        self._onroad_steps = 0 if outside else self._onroad_steps + 1
         self.offroad = outside
         if len(tr["s"]):
             dyaw = e.yaw - float(self.path.at(e.s, "heading"))
