@@ -228,7 +228,7 @@ def build_app(adapter: ServeAdapter, opts: ServeOptions, info: dict[str, Any] | 
               ) -> Any:
     """The FastAPI app; ``app.state.batcher`` must be closed by whoever stops the server."""
     fastapi = _require_fastapi()
-    from fastapi.responses import JSONResponse
+    from fastapi.responses import JSONResponse, Response
 
     task_name = adapter.task.name
     batcher = DynamicBatcher(adapter.predict, opts.max_batch, opts.max_wait_ms / 1000.0,
@@ -299,7 +299,14 @@ def build_app(adapter: ServeAdapter, opts: ServeOptions, info: dict[str, Any] | 
             return error(422, str(exc))
         except Exception as exc:  # the model failed on this input: say so, keep serving
             return error(500, f"prediction failed: {type(exc).__name__}: {exc}")
-        return adapter.encode(output)
+        try:
+            # serialised here, not by FastAPI's recursive jsonable_encoder (per-request CPU)
+            text = json.dumps(adapter.encode(output), allow_nan=False)
+        except ValueError:
+            return error(500, "the model produced NaN or infinity for this input")
+        except TypeError as exc:
+            return error(500, f"the task's output is not JSON-serialisable: {exc}")
+        return Response(text, media_type="application/json")
 
     return app
 

@@ -276,3 +276,22 @@ def test_default_decoding_checks_shape_kind_and_integer_range() -> None:
         with pytest.raises(RequestError, match=re.escape(reason)):
             adapter.decode(bad)
     assert adapter.example_request() == {"inputs": [[[0, 0], [0, 0]], [0.0, 0.0, 0.0]]}
+
+
+def test_nan_output_is_a_500_with_a_reason_and_serving_goes_on() -> None:
+    class Log(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.log(x)  # [B, 2] -> [B, 2]; NaN for negative inputs
+
+    class Task:
+        name = "log"
+
+        def example_inputs(self) -> tuple[torch.Tensor]:
+            return (torch.ones(1, 2),)
+
+    app = build_app(ServeAdapter(Task(), Log()), ServeOptions())  # type: ignore[arg-type]
+    with serve_in_thread(app) as url:
+        status, body = post(f"{url}/v1/tasks/log/predict", {"inputs": [[-1.0, 1.0]]})
+        assert status == 500 and "NaN" in body["error"]
+        status, body = post(f"{url}/v1/tasks/log/predict", {"inputs": [[1.0, 1.0]]})
+        assert status == 200 and body == {"outputs": [[0.0, 0.0]]}
