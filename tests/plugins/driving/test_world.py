@@ -60,3 +60,23 @@ def test_idm_mobil_traffic_never_collides(seed: int) -> None:
         assert (world.tr["v"][moving] >= 0).all()
     assert not world.collided
     assert lanes_seen == {0, 1}  # traffic uses both lanes
+
+
+def test_offroad_counts_one_event_per_excursion() -> None:
+    cfg = ScenarioConfig(grid=(3, 3), traffic=0, parked=0, slow=0, min_route=150.0)
+    world = World(make_scenario(3, cfg))
+
+    def at(d: float, steps: int = 1) -> None:
+        for _ in range(steps):
+            world.ego.d = d
+            world._check()
+
+    at(-1.75, 3)
+    assert world.offroad_events == 0
+    at(1.0)  # over the centre line
+    at(-1.75, 3)  # back briefly, then out again: the same excursion
+    at(1.0, 2)
+    assert world.offroad_events == 1 and world.offroad
+    at(-1.75, 12)  # a while on the road
+    at(-8.0)  # off the kerb side
+    assert world.offroad_events == 2
