@@ -51,8 +51,9 @@ __all__ = [
 class GanOptions:
     """``[gan]``: the discriminator and the weights of the generator's loss terms."""
 
-    fft_sizes: list[int] = option([512, 256, 128], "STFT sizes of the discriminator's scales")
-    channels: int = option(16, "conv channels of each scale's discriminator", ge=4)
+    # Two small scales keep a GAN step about 2.7x a plain step on CPU (0.48 vs 0.18 CPU-s).
+    fft_sizes: list[int] = option([256, 64], "STFT sizes of the discriminator's scales")
+    channels: int = option(8, "conv channels of each scale's discriminator", ge=4)
     disc_lr: float = option(1e-4, "discriminator learning rate", ge=0.0)
     lambda_adv: float = option(1.0, "weight of the generator's adversarial (LSGAN) term",
                                ge=0.0)
@@ -80,8 +81,9 @@ class _ScaleDiscriminator(nn.Module):
         self.n_fft = n_fft
         self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
         c = channels
+        # Strided from the first layer: the full-resolution 2-D maps dominate the cost on CPU.
         self.convs = nn.ModuleList([
-            nn.Conv2d(1, c, (7, 5), padding=(3, 2)),
+            nn.Conv2d(1, c, (5, 5), stride=(2, 2), padding=(2, 2)),
             nn.Conv2d(c, c, (5, 3), stride=(2, 1), padding=(2, 1)),
             nn.Conv2d(c, c, (5, 3), stride=(2, 1), padding=(2, 1)),
             nn.Conv2d(c, c, (3, 3), padding=(1, 1)),

@@ -38,6 +38,7 @@ TINY = {
     "train.batch_size": 4,
     "train.max_steps": 6,
     "train.eval_every": 0,
+    "train.eval_batches": 2,
     "train.log_every": 3,
     "train.progress": "off",
     "train.tensorboard": False,
