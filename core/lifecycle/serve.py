@@ -293,7 +293,7 @@ def build_app(adapter: ServeAdapter, opts: ServeOptions, info: dict[str, Any] | 
         try:
             output = await asyncio.wait_for(asyncio.wrap_future(future),
                                             timeout=opts.request_timeout_s)
-        except asyncio.TimeoutError:  # noqa: UP041 (not the builtin on Python 3.10)
+        except TimeoutError:
             return error(503, f"no result within {opts.request_timeout_s:g} s")
         except RequestError as exc:
             return error(422, str(exc))
