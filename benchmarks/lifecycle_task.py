@@ -1,6 +1,6 @@
 """The Linear-heavy task the lifecycle benchmarks use (``lifecycle-bench``), and helpers.
 
-Not a benchmark itself: ``lifecycle_compress.py`` and ``lifecycle_serve.py`` import it
+Not a benchmark itself: ``compress.py`` and ``serve.py`` import it
 (it sits next to them, so it is on ``sys.path`` when they run). The task is an
 ordinary :class:`~torchsuite.core.Task`, registered in a private registry that holds
 only the core verbs and this task, and goes through the same code as ``suite

@@ -3,7 +3,7 @@
 Requests are queued; one worker thread takes the first waiting request, then keeps
 collecting until ``max_batch`` requests are in hand or ``max_wait_s`` has passed
 since the first one arrived, and runs them as one batch. With ``max_batch = 1`` every
-request runs alone (the baseline that ``benchmarks/lifecycle_serve.py`` compares with).
+request runs alone (the baseline that ``benchmarks/serve.py`` compares with).
 
 With ``adaptive=True`` a request that arrives at an idle server runs at once: the
 worker skips the wait when nothing is queued, nothing is announced (the HTTP layer

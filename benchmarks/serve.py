@@ -8,8 +8,8 @@ keep-alive connections and prints requests/s, p50 and p99 latency and the ratio
 against the issue's goal (batching >= 3x requests/s at concurrency 32). Both servers
 are stopped at the end.
 
-    python benchmarks/lifecycle_serve.py
-    python benchmarks/lifecycle_serve.py --requests 400 --width 2048 --threads 2
+    python benchmarks/serve.py
+    python benchmarks/serve.py --requests 400 --width 2048 --threads 2
 """
 
 from __future__ import annotations

@@ -8,9 +8,9 @@ prints the table plus the ratios against the issue's goal:
     dynamic int8: file size >= 3.5x smaller, CPU latency >= 1.5x lower,
     <= 1% relative metric drop (dev MSE).
 
-    python benchmarks/lifecycle_compress.py                   # 4 x 1024 layers
-    python benchmarks/lifecycle_compress.py --width 512 --steps 200
-    python benchmarks/lifecycle_compress.py --task translation --from runs/translation/base
+    python benchmarks/compress.py                   # 4 x 1024 layers
+    python benchmarks/compress.py --width 512 --steps 200
+    python benchmarks/compress.py --task translation --from runs/translation/base
 
 With ``--task/--from`` any trained run of any installed task is measured instead
 (all plugins are loaded then). Latency is the median of ``--latency-runs`` forward
