@@ -122,9 +122,9 @@ class MusicOptim(OptimConfig):
 QUICK_PROFILE: dict[str, dict[str, Any]] = {
     "data": {"styles": ["bach"], "max_files": {"bach": 24}, "target_style": "", "dir":
              "data/music-quick"},
-    "model": {"d_model": 32, "n_layers": 2, "n_heads": 2, "d_ff": 64, "seq_len": 128},
-    "train": {"max_steps": 30, "batch_size": 8, "eval_every": 0, "log_every": 10},
-    "optim": {"warmup_steps": 5},
+    "model": {"d_model": 64, "n_layers": 2, "n_heads": 2, "d_ff": 128, "seq_len": 128},
+    "train": {"max_steps": 40, "batch_size": 8, "eval_every": 0, "log_every": 10},
+    "optim": {"lr": 5e-3, "warmup_steps": 5},
     "sample": {"bars": 4},
     "eval": {"pieces": 4, "bars": 2},
 }
@@ -135,7 +135,7 @@ class MusicConfig(TrainableConfig):
     """Everything ``suite train music`` reads (``suite config show music`` prints it)."""
 
     quick: bool = option(
-        False, "smoke-run profile: a few chorales, a tiny model, 30 steps (changes only keys "
+        False, "smoke-run profile: a few chorales, a tiny model, 40 steps (changes only keys "
         "left at their defaults)")
     train: MusicTrain = option(default_factory=MusicTrain, help="trainer settings")
     optim: MusicOptim = option(default_factory=MusicOptim, help="optimizer settings")
@@ -201,11 +201,18 @@ class MusicTask(Task[MusicConfig]):
         return (self.data_dir / "manifest.json").is_file()
 
     def ensure_prepared(self) -> None:
-        """Prepare the embedded default on first use (what a fresh `suite train music` does)."""
-        if not self.prepared():
+        """Prepare the embedded default on first use (what a fresh `suite train music` does).
+
+        Under torchrun only rank 0 prepares; the other ranks wait for it.
+        """
+        dist = torch.distributed
+        multi = dist.is_available() and dist.is_initialized()
+        if (not multi or dist.get_rank() == 0) and not self.prepared():
             print(f"no prepared data in {self.data_dir}: preparing music21's bundled corpus "
                   "(once; later runs reuse it)", flush=True)
             self.prepare(None)
+        if multi:
+            dist.barrier()
 
     def splits(self) -> list[str]:
         """Non-empty splits of the prepared data (after checking its tokenizer matches)."""

@@ -144,12 +144,12 @@ def test_generate_verb_writes_midi_from_a_run(tmp_path: Path, midi_dir: Path,
 
 def test_quick_profile_changes_only_defaults() -> None:
     cfg = MusicConfig(quick=True)
-    cfg.model.d_model = 64
+    cfg.model.d_model = 96
     cfg.validate()
-    assert cfg.model.d_model == 64 and cfg.model.n_layers == 2 and cfg.train.max_steps == 30
+    assert cfg.model.d_model == 96 and cfg.model.n_layers == 2 and cfg.train.max_steps == 40
     assert cfg.data.styles == ["bach"]
     cfg.validate()  # idempotent
-    assert cfg.train.max_steps == 30
+    assert cfg.train.max_steps == 40 and cfg.optim.lr == 5e-3
 
 
 def test_config_errors_name_the_key() -> None:
