@@ -55,6 +55,8 @@ class Scenario:
     ego_lane: int
     time_limit: float
     cfg: ScenarioConfig = field(default_factory=ScenarioConfig)
+    #: Initial ego speed (m/s); negative means half the speed limit.
+    ego_v: float = -1.0
 
 
 def _pick_route(town: Town, rng: np.random.Generator, min_len: float) -> tuple[LaneRoute, Path]:
@@ -121,7 +123,13 @@ def make_scenario(seed: int, cfg: ScenarioConfig | None = None) -> Scenario:
                             np.append(lane, ego_lane))
     traffic["v"] = np.minimum(traffic["v"], np.maximum(gap[:-1] - 2.0, 0.0) / 1.4)
     limit_time = path.length / 4.0 + 20.0
-    return Scenario(seed, town, route, path, traffic, ego_s, ego_lane, limit_time, cfg)
+    # The ego's initial speed has its own generator so the traffic above stays the same.
+    # A third of the drives start from standstill: drives that always start rolling never
+    # show a driver pulling away, and a planner learnt from them may never start.
+    v_rng = np.random.default_rng([cfg.town_seed, seed, 5])
+    limit0 = float(path.at(ego_s, "speed_limit"))
+    ego_v = 0.0 if v_rng.random() < 1 / 3 else float(v_rng.uniform(0.3, 0.9)) * limit0
+    return Scenario(seed, town, route, path, traffic, ego_s, ego_lane, limit_time, cfg, ego_v)
 
 
 @dataclass
@@ -148,7 +156,9 @@ class World:
         self.step_count = 0
         self.tr = {k: v.copy() for k, v in scenario.traffic.items()}
         xy, hd = self.path.to_world(scenario.ego_s, self.path.lane_center(scenario.ego_lane))
-        v_init = float(self.path.at(scenario.ego_s, "speed_limit")) * 0.5
+        v_init = scenario.ego_v
+        if v_init < 0:
+            v_init = float(self.path.at(scenario.ego_s, "speed_limit")) * 0.5
         self.ego = EgoState(float(xy[0]), float(xy[1]), float(hd), v_init,
                             s=scenario.ego_s, d=float(self.path.lane_center(scenario.ego_lane)))
         self.collided = False
