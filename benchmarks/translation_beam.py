@@ -35,9 +35,9 @@ def _random_setup(n: int, seed: int) -> tuple[Seq2SeqTransformer, list[list[int]
 def _run_setup(run: str, n: int) -> tuple[Seq2SeqTransformer, list[list[int]]]:
     import argparse as ap
 
-    from torchsuite.plugins.translation.commands import _load
+    from torchsuite.plugins.translation.commands import load_run
 
-    task, model, _, _ = _load(ap.Namespace(from_run=run, checkpoint=None, beam=None,
+    task, model, _, _ = load_run(ap.Namespace(from_run=run, checkpoint=None, beam=None,
                                             overrides=[], config=[], set_=[]))
     ds = task.datasets()["dev"]
     return model.eval(), [list(map(int, ds[i]["src"])) for i in range(min(n, len(ds)))]

@@ -17,6 +17,7 @@ __all__ = [
     "configure_average",
     "configure_evaluate",
     "configure_translate",
+    "load_run",
     "load_translator",
     "run_average",
     "run_evaluate",
@@ -33,7 +34,7 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--beam", type=int, help="beam size (default: the run's decode.beam)")
 
 
-def _load(args: argparse.Namespace) -> tuple[Any, Any, Path, Path]:
+def load_run(args: argparse.Namespace) -> tuple[Any, Any, Path, Path]:
     """(task, model on the best device, run dir, checkpoint path)."""
     import torch
     from torchsuite.core.train import best_checkpoint, load_checkpoint, load_model_state
@@ -54,7 +55,7 @@ def load_translator(args: argparse.Namespace) -> Any:
     """The :class:`~.translate.Translator` of ``--from RUN`` (best checkpoint)."""
     from .translate import Translator
 
-    task, model, _, _ = _load(args)
+    task, model, _, _ = load_run(args)
     return Translator(model, task.vocab, task.decode_options(), task.cfg.decode.max_tokens)
 
 
@@ -129,7 +130,7 @@ def configure_evaluate(p: argparse.ArgumentParser) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    task, model, run, path = _load(args)
+    task, model, run, path = load_run(args)
     samples = run / "samples"
     task.cfg.decode = replace(task.cfg.decode, hyp_dir=str(samples), eval_sentences=0)
     t0 = time.monotonic()
