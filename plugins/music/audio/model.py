@@ -16,9 +16,11 @@ from torchsuite.core.errors import SuiteError
 from .features import COND_DIM
 from .synth import exp_sigmoid, filtered_noise, harmonic_synth
 
-__all__ = ["ModelSpec", "SoundSourceModel", "VoiceTable", "hold_f0"]
+__all__ = ["ModelSpec", "SoundSourceModel", "VoiceTable", "hold_f0", "sound_gate"]
 
 _NAME_BYTES = 32
+#: Time constant (s) of the output gate's decay after the last sounding frame.
+RELEASE_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,23 @@ def hold_f0(f0: torch.Tensor) -> torch.Tensor:
     return torch.gather(f0, -1, idx)
 
 
+def sound_gate(cond: torch.Tensor, release_frames: float) -> torch.Tensor:
+    """Where the output may sound: 1 on voiced (or, with loudness given, audible) frames,
+    decaying as ``exp(-frames since / release_frames)`` after them: [B, T, C] -> [B, T].
+
+    The model never sees long silences in training (segments are cut where notes play),
+    and an LSTM left running through seconds of "no note" drifts into a steady tone; the
+    gate keeps rests and endings silent while leaving a release tail for the network.
+    """
+    b, t, _ = cond.shape
+    audible = (cond[..., 4] > 0) & (cond[..., 3] > 0.25)  # loudness given and > -60 dB
+    on = (cond[..., 1] > 0) | audible  # [B, T]
+    steps = torch.arange(t, device=cond.device).expand(b, t)
+    last_on = torch.cummax(torch.where(on, steps, torch.full_like(steps, -(10**9))), -1).values
+    since = (steps - last_on).clamp_max(10**6).to(cond.dtype)
+    return torch.exp(-since / release_frames)
+
+
 class SoundSourceModel(nn.Module):
     """Conditioning frames + voice -> harmonic-plus-noise audio.
 
@@ -168,9 +187,10 @@ class SoundSourceModel(nn.Module):
         """Audio [B, T * hop] for conditioning [B, T, C], f0 [B, T] (Hz) and voices [B]."""
         c = self.controls(cond, voice_ids)
         # The pitch is held through unvoiced frames so a note's release keeps its pitch
-        # while the network fades the amplitude out.
+        # while the network fades the amplitude out (within the gate's release).
         f0 = hold_f0(f0 * cond[..., 1])
-        harmonic = harmonic_synth(f0, c["amplitude"], c["harmonic_dist"],
+        gate = sound_gate(cond, RELEASE_S * self.spec.sample_rate / self.spec.hop)  # [B, T]
+        harmonic = harmonic_synth(f0, c["amplitude"] * gate, c["harmonic_dist"],
                                   self.spec.sample_rate, self.spec.hop)
-        noise = filtered_noise(c["noise"], self.spec.hop, generator)
+        noise = filtered_noise(c["noise"] * gate[..., None], self.spec.hop, generator)
         return harmonic + noise

@@ -58,3 +58,23 @@ def test_unknown_voice_lists_the_known_ones_and_a_full_table_is_refused() -> Non
 def test_hold_f0_forward_fills_unvoiced_frames() -> None:
     f0 = torch.tensor([[0.0, 220.0, 0.0, 0.0, 330.0, 0.0]])
     assert hold_f0(f0).tolist() == [[0.0, 220.0, 220.0, 220.0, 330.0, 330.0]]
+
+
+def test_output_is_silent_through_a_long_rest_but_keeps_a_release() -> None:
+    torch.manual_seed(0)
+    model = SoundSourceModel(SPEC)
+    ids = model.voice.ids(["a"], add=True)
+    t = 200
+    cond = torch.zeros(1, t, COND_DIM)
+    cond[0, :40, 1] = 1.0  # one note, then 160 frames (1.3 s) of rest
+    cond[0, :40, 0] = 0.2
+    f0 = torch.zeros(1, t)
+    f0[0, :40] = 330.0
+    with torch.no_grad():
+        y = model(cond, f0, ids, generator=torch.Generator().manual_seed(0))[0]
+    hop = SPEC.hop
+    note = y[: 40 * hop].pow(2).mean()
+    release = y[40 * hop : 44 * hop].pow(2).mean()
+    rest = y[160 * hop :].pow(2).mean()  # 1 s after the note: the gate is at e^-10
+    assert float(rest) < 1e-6 * float(note)
+    assert float(release) > 1e-3 * float(note)  # not cut off abruptly at the note end
