@@ -15,8 +15,8 @@ time and as this process's CPU time (``time.process_time``): on a shared CPU
 machine the CPU-time ratio is the reliable one, since other processes' load only
 shows up in wall time.
 
-    OMP_NUM_THREADS=1 python benchmarks/train_overhead.py            # CPU, 300 steps
-    python benchmarks/train_overhead.py --steps 1000 --device cuda
+    OMP_NUM_THREADS=1 python benchmarks/trainer_overhead.py            # CPU, 300 steps
+    python benchmarks/trainer_overhead.py --steps 1000 --device cuda
 """
 
 from __future__ import annotations
