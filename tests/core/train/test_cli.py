@@ -7,10 +7,12 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 from suite_testing import run_suite
 from torchsuite.core.train import fit, latest_checkpoint, load_checkpoint
 from torchsuite.core.train.logs import read_metrics
@@ -26,6 +28,17 @@ def _losses(run: Path) -> dict[int, float]:
             if "train.loss" in r}
 
 
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """Bit-exact comparisons need the same intra-op thread count as the OMP_NUM_THREADS=1 child."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 def _env(site: Path) -> dict[str, str]:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     env["PYTHONPATH"] = os.pathsep.join([str(site), *filter(None, [env.get("PYTHONPATH")])])
@@ -34,7 +47,8 @@ def _env(site: Path) -> dict[str, str]:
 
 @pytest.mark.parametrize("resume_via", ["fit", pytest.param("cli", marks=pytest.mark.slow)])
 def test_sigterm_saves_and_resume_continues_exactly(tiny_site: Path, tmp_path: Path,
-                                                    make_task: Any, resume_via: str) -> None:
+                                                    make_task: Any, resume_via: str,
+                                                    one_thread: None) -> None:
     run = tmp_path / "run"
     proc = subprocess.Popen(
         [sys.executable, "-m", "torchsuite.core.cli", "train", "tiny-train", *BASE,

@@ -67,6 +67,12 @@ def suite(
 
 
 @pytest.fixture
+def tune_space() -> dict[str, str]:
+    """The search space ``make_tuner`` uses, for tuning processes started separately."""
+    return dict(SPACE)
+
+
+@pytest.fixture
 def fast() -> list[str]:
     """Overrides for a sub-second trial, with the deliberately bad learning rate."""
     return [*FAST, BAD_LR]

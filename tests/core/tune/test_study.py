@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import json
-import multiprocessing
 import os
 import signal
 import subprocess
@@ -28,10 +27,7 @@ from torchsuite.core.train.logs import read_metrics
 from torchsuite.core.tune import TuneConfig, Tuner
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
-needs_fork = pytest.mark.skipif(
-    "fork" not in multiprocessing.get_all_start_methods(),
-    reason="forked worker processes (fast start, torch already imported) need os.fork",
-)
+CHILD = Path(__file__).with_name("tune_child.py")
 
 # `suite tune` through an entry point until core/registry.py lists the module itself.
 SHIM = """
@@ -130,13 +126,21 @@ def test_ctrl_c_stops_the_trial_and_the_rerun_continues_it(
     assert len(study.get_trials(states=FINISHED)) == 4
 
 
-def _tune_in_child(make: Any, study_dir: Path, overrides: list[str]) -> None:
-    make(study_dir, 2, overrides=overrides).run()
+def _tune_process(tmp_path: Path, template_site: Path, name: str, study_dir: Path,
+                  trials: int, overrides: list[str], space: dict[str, str],
+                  **settings: Any) -> subprocess.Popen[bytes]:
+    """Start ``tune_child.py`` (a fresh interpreter) with the make_tuner defaults."""
+    spec = tmp_path / f"{name}.json"
+    spec.write_text(json.dumps({
+        "template_site": str(template_site), "study_dir": str(study_dir), "trials": trials,
+        "overrides": overrides, "settings": {"seed": 0, "params": space, **settings},
+    }))
+    return subprocess.Popen([sys.executable, str(CHILD), str(spec)], cwd=tmp_path)
 
 
-@needs_fork
 def test_a_killed_study_resumes_from_its_sqlite_file(
-    make_tuner: Any, fast: list[str], tmp_path: Path
+    make_tuner: Any, fast: list[str], tmp_path: Path, template_site: Path,
+    tune_space: dict[str, str],
 ) -> None:
     """SIGKILL a tuning process mid-trial; the next run continues that trial's run from its
     last checkpoint and keeps what finished."""
@@ -144,15 +148,14 @@ def test_a_killed_study_resumes_from_its_sqlite_file(
     overrides = [a.replace("train.max_steps=40", "train.max_steps=120")
                  .replace("train.eval_every=10", "train.eval_every=30") for a in overrides]
     study_dir = tmp_path / "study"
-    ctx = multiprocessing.get_context("fork")  # the child reuses the imported torch
-    child = ctx.Process(target=_tune_in_child, args=(make_tuner, study_dir, overrides))
-    child.start()
-    deadline = time.monotonic() + 120
+    child = _tune_process(tmp_path, template_site, "child", study_dir, 2, overrides,
+                          tune_space)
+    deadline = time.monotonic() + 180
     while not list((study_dir / "trial-001" / "checkpoints").glob("step-*.pt")):
-        assert child.is_alive() and time.monotonic() < deadline, "no checkpoint of trial 1"
+        assert child.poll() is None and time.monotonic() < deadline, "no checkpoint of trial 1"
         time.sleep(0.02)
     os.kill(child.pid, signal.SIGKILL)  # no handler runs: nothing is marked or saved
-    child.join()
+    child.wait()
     before = {t.number: t for t in make_tuner(study_dir, 2).open_study().get_trials()}
     assert before[0].state == TrialState.COMPLETE
     assert before[1].state == TrialState.RUNNING  # left behind by the dead process
@@ -214,28 +217,18 @@ def test_a_trial_left_running_by_a_dead_process_is_retried(
     assert len(result.study.get_trials(states=FINISHED)) == 2
 
 
-def _worker(make: Any, study_dir: Path, seed: int, url: str, start: Any) -> None:
-    start.wait(60)
-    make(study_dir, 4, seed=seed, storage=url, study="shared").run()
-
-
-@needs_fork
 def test_two_processes_sharing_one_storage_run_disjoint_trials(
-    make_tuner: Any, tmp_path: Path
+    make_tuner: Any, fast: list[str], tmp_path: Path, template_site: Path,
+    tune_space: dict[str, str],
 ) -> None:
     url = f"sqlite:///{tmp_path / 'shared.db'}"
     study_dir = tmp_path / "study"
     make_tuner(study_dir, 4, storage=url, study="shared").open_study()  # created once
-    ctx = multiprocessing.get_context("fork")  # children reuse the imported torch: fast start
-    start = ctx.Event()
-    procs = [ctx.Process(target=_worker, args=(make_tuner, study_dir, seed, url, start))
+    procs = [_tune_process(tmp_path, template_site, f"worker{seed}", study_dir, 4, fast,
+                           tune_space, seed=seed, storage=url, study="shared")
              for seed in (1, 2)]
     for p in procs:
-        p.start()
-    start.set()
-    for p in procs:
-        p.join(240)
-        assert p.exitcode == 0
+        assert p.wait(300) == 0
 
     trials = optuna.load_study(study_name="shared", storage=url).get_trials()
     workers: dict[str, set[int]] = {}
