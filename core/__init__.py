@@ -21,17 +21,21 @@ from .hookspecs import hookimpl, hookspec
 from .registry import PluginInfo, Registry, get_registry, reset_registry
 from .runs import create_run_dir, find_run, list_runs, read_run_config, write_run_config
 from .task import SPLITS, StepOutput, Task, TaskStatus
+from .train import AdversarialTask, FitResult, OptimizerSpec, fit
 from .train.config import DataConfig, OptimConfig, TrainableConfig, TrainConfig
 
 __all__ = [
     "SPLITS",
+    "AdversarialTask",
     "BaseConfig",
     "Command",
     "CommandSet",
     "ConfigError",
     "DataConfig",
     "DataError",
+    "FitResult",
     "OptimConfig",
+    "OptimizerSpec",
     "PluginError",
     "PluginInfo",
     "Registry",
@@ -44,6 +48,7 @@ __all__ = [
     "config_keys",
     "create_run_dir",
     "find_run",
+    "fit",
     "from_dict",
     "get_registry",
     "hookimpl",
