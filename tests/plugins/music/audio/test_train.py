@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import pytest
@@ -142,3 +143,21 @@ def test_finetune_on_the_target_split_adds_the_new_voice(trained: Path, tmp_path
     assert before["model.unknown_voice_frac"] == 1.0
     assert after["model.unknown_voice_frac"] == 0.0
     assert "model.mrstft" in capsys.readouterr().out
+
+
+def test_a_new_voice_from_a_folder_of_recordings(trained: Path, tmp_path: Path, tiny_cfg,
+                                                 recordings: Path) -> None:
+    """The README's workflow: prepare a folder of WAVs (no MIDI), fine-tune on it."""
+    from torchsuite.core.lifecycle.transfer import run_finetune
+    from torchsuite.plugins.music.audio.inference import load_run, transfer_audio
+
+    data = tmp_path / "singer-data"
+    MusicAudioTask(tiny_cfg(tmp_path, data__dir=str(data))).prepare(recordings)
+    out = run_finetune("music-audio", str(trained), run_dir=str(tmp_path / "ft"),
+                       overrides=[f"data.dir={json.dumps(str(data))}", "train.max_steps=3",
+                                  "train.eval_every=0"])
+    lm = load_run(out)
+    assert "singer" in lm.model.voice.voices()
+    assert lm.model.voice.voices()[:2] == ["tone-bright", "tone-hollow"]  # old voices kept
+    wave = load_audio(recordings / "take0.wav", 16000)
+    assert transfer_audio(lm, wave, "singer").shape[0] > 0
