@@ -43,7 +43,7 @@ class LearnedPolicy:
 
 def load_planner(task: Any, run_dir: Path) -> nn.Module:
     """The run's best checkpoint loaded into a fresh model (``weights_only=True``)."""
-    from torchsuite.core.train.checkpoint import best_checkpoint, load_checkpoint, load_model_state
+    from torchsuite.core.train import best_checkpoint, load_checkpoint, load_model_state
 
     path = best_checkpoint(run_dir)
     model = task.build_model()
