@@ -6,7 +6,9 @@ import argparse
 import json
 import os
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -15,6 +17,7 @@ from ..commands import CommandSet
 from ..hookspecs import hookimpl
 from ..runs import RUNS_ROOT, create_run_dir, find_run, list_runs, write_run_config
 from . import distributed as dist_utils
+from .callbacks import EMACallback, resolve_callbacks
 from .checkpoint import best_checkpoint, load_checkpoint, load_model_state
 from .report import plot_run, summarize_run
 from .trainer import fit
@@ -45,6 +48,7 @@ def _train(args: argparse.Namespace) -> int:
             write_run_config(run_dir, task.cfg, task.name)  # the config the run now follows
     else:
         task = build_task(args.task, args)
+        resolve_callbacks(task.cfg.train.callbacks)  # an unknown name fails before any write
         env = dist_utils.setup(task.cfg.train.device)
         run_dir = None
         if env.is_main:
@@ -149,4 +153,10 @@ def register_commands(cli: CommandSet) -> None:
                     configure=_configure_plot, run=_plot)
 
 
-__all__ = ["register_commands"]
+@hookimpl
+def register_callbacks(register: Callable[[str, Callable[..., Any]], None]) -> None:
+    """The core's own callbacks, offered by name like a plugin's (``train.callbacks``)."""
+    register("ema", EMACallback)
+
+
+__all__ = ["register_callbacks", "register_commands"]

@@ -55,6 +55,11 @@ class TrainConfig:
                                choices=("min", "max"))
     patience: int = option(0, "stop after N evaluations without improvement (0: never)", ge=0)
     clip_grad_norm: float = option(1.0, "clip the global gradient norm (0: off)", ge=0.0)
+    callbacks: list[str] = option(
+        [], "training callbacks by registered name, run in this order, e.g. [\"ema\"]"
+    )
+    ema_decay: float = option(0.999, "decay of the 'ema' callback's weight average",
+                               ge=0.0, le=1.0)
 
 
 @dataclass

@@ -11,6 +11,8 @@ One function's worth of logic, :meth:`Trainer.fit`, reads top to bottom::
         every phase's scheduler steps
         log every log_every; evaluate every eval_every (best / early stopping);
         checkpoint at evaluations, every checkpoint_every, on SIGINT/SIGTERM
+    callbacks (:mod:`.callbacks`) are told at fit start/end, each step, each evaluation
+    and each checkpoint; one may request a stop
 
 A task with several optimizers (a GAN: generator and discriminator) defines
 ``configure_optimizers`` and ``adversarial_step`` instead of ``training_step``;
@@ -36,7 +38,7 @@ import signal
 import threading
 import time
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +53,7 @@ from ..runs import write_run_config
 from ..task import Task
 from . import distributed as dist_utils
 from .adversarial import Phase, build_phases, is_multi_optimizer
+from .callbacks import Callback, TrainState, resolve_callbacks, state_keys
 from .checkpoint import (
     FORMAT,
     capture_rng,
@@ -86,6 +89,7 @@ class FitResult:
     best_checkpoint: Path | None = None
     stopped_early: bool = False
     interrupted: int = 0  # the signal number that stopped the run (0: it was not interrupted)
+    stop_reason: str = ""  # why training ended before max_steps (early stopping, a callback)
 
 
 def seed_everything(seed: int) -> None:
@@ -204,13 +208,17 @@ class Trainer:
         run_dir: Where metrics, checkpoints and TensorBoard events go.
         resume_from: A checkpoint file, or a run directory whose latest
             ``step-N.pt`` to continue from.
+        callbacks: :class:`~torchsuite.core.train.callbacks.Callback` objects, called
+            after the ones ``train.callbacks`` names.
     """
 
-    def __init__(self, task: Task[Any], run_dir: Path, *, resume_from: Path | None = None) -> None:
+    def __init__(self, task: Task[Any], run_dir: Path, *, resume_from: Path | None = None,
+                 callbacks: Sequence[Callback] = ()) -> None:
         self.task = task
         self.cfg: Any = task.cfg
         self.run_dir = Path(run_dir)
         self.resume_from = Path(resume_from) if resume_from is not None else None
+        self.callbacks: list[Callback] = list(callbacks)
 
     # ------------------------------------------------------------------ setup helpers
     def _resume_checkpoint(self) -> tuple[dict[str, Any], Path] | None:
@@ -366,6 +374,9 @@ class Trainer:
     def _fit(self, env: DistEnv) -> FitResult:
         task, tcfg, ocfg = self.task, self.cfg.train, self.cfg.optim
         main = env.is_main
+        # named callbacks first (an unknown name fails before anything is written)
+        callbacks = [*resolve_callbacks(getattr(tcfg, "callbacks", ())), *self.callbacks]
+        cb_keys = state_keys(callbacks)
         if main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             if not (self.run_dir / "config.toml").exists():
@@ -442,6 +453,19 @@ class Trainer:
             log.truncate_after(step)
             log.write({"step": step, "event": "resumed", "checkpoint": str(resumed[1])})
             progress.note(f"resumed from {resumed[1]} at step {step}")
+        cb_state = TrainState(model=model, config=self.cfg, run_dir=self.run_dir, step=step,
+                              max_steps=tcfg.max_steps, rank=env.rank,
+                              world_size=env.world_size, strategy=tcfg.strategy, _log=log.write)
+        for cb in callbacks:
+            cb.on_fit_start(cb_state)
+        if resumed:
+            saved_cbs = resumed[0].get("callbacks") or {}
+            for key, cb in zip(cb_keys, callbacks, strict=True):
+                if key in saved_cbs:
+                    cb.load_state_dict(saved_cbs[key])
+                elif cb.state_dict():
+                    progress.note(f"callback '{key}' has no state in {resumed[1]}; it starts "
+                                  f"afresh at step {step}")
 
         def save(is_best: bool) -> Path | None:
             """All ranks take part (state gathering); rank 0 writes."""
@@ -458,6 +482,9 @@ class Trainer:
                 "trainer": {"best": best.value, "best_step": best.step,
                             "bad_evals": best.bad_evals},
             }
+            cb_saved = {k: cb.state_dict() for k, cb in zip(cb_keys, callbacks, strict=True)}
+            if any(cb_saved.values()):
+                state["callbacks"] = {k: v for k, v in cb_saved.items() if v}
             if multi:
                 state["optimizers"] = {p.name: p.optimizer.state_dict() for p in phases}
                 state["schedulers"] = {p.name: p.scheduler.state_dict() for p in phases}
@@ -468,8 +495,11 @@ class Trainer:
                 state["scheduler"] = phases[0].scheduler.state_dict()
                 state["scaler"] = (phases[0].scaler.state_dict()
                                    if phases[0].scaler.is_enabled() else None)
-            return save_checkpoint(state, self.run_dir, step, is_best=is_best,
+            path = save_checkpoint(state, self.run_dir, step, is_best=is_best,
                                    keep_last=tcfg.keep_last)
+            for cb in callbacks:
+                cb.on_checkpoint(path)
+            return path
 
         keep_batches = any(p.reuse_batch for p in phases)
         drawn: list[Any] = []  # the last update's micro-batches, for reuse_batch phases
@@ -537,7 +567,7 @@ class Trainer:
 
         dev: dict[str, float] = {}
         loss_value = grad_norm = float("nan")
-        stopped_early, interrupted = False, 0
+        stopped_early, interrupted, stop_reason = False, 0, ""
         t_last, samples = time.perf_counter(), 0
         try:
             with _Signals() as signals:
@@ -570,6 +600,12 @@ class Trainer:
                         for phase in phases:
                             phase.scheduler.step()
                     step += 1
+                    cb_state.step = step
+                    if callbacks:
+                        step_metrics = {"train.loss": loss_value, "grad_norm": grad_norm,
+                                        "lr": phases[0].scheduler.get_last_lr()[0]}
+                        for cb in callbacks:
+                            cb.on_step_end(step, dict(step_metrics))
 
                     if step % tcfg.log_every == 0 or step == tcfg.max_steps:
                         keys = [k for k in round_log if k.startswith("train.")]
@@ -591,12 +627,24 @@ class Trainer:
                         tcfg.eval_every > 0 and step % tcfg.eval_every == 0)
                     is_best = False
                     if evaluate and dev_loader is not None:
+                        for cb in callbacks:
+                            cb.on_evaluate_start(step)
                         dev = self._evaluate(model, dev_loader, env, precision)
                         is_best = best.update(dev, step)
                         log.write({"step": step, **dev})
                         progress.note(f"step {step}: " + " ".join(
                             f"{k} {v:.4f}" for k, v in dev.items()))
+                        for cb in callbacks:
+                            cb.on_evaluate(step, dict(dev))
                         stopped_early = 0 < tcfg.patience <= best.bad_evals
+                        if stopped_early:
+                            stop_reason = (f"early stopping: {best.key} has not improved for "
+                                           f"{best.bad_evals} evaluations")
+                    if callbacks:  # a stop requested by a callback on any rank stops all
+                        cb_stop = dist_utils.any_flag(env, bool(cb_state.stop_reason))[0]
+                        if cb_stop and not stopped_early:
+                            stopped_early = True
+                            stop_reason = cb_state.stop_reason or "a callback on another rank"
                     checkpoint = tcfg.checkpoints and (
                         evaluate or stop_signal or stopped_early
                         or (tcfg.checkpoint_every > 0 and step % tcfg.checkpoint_every == 0))
@@ -610,9 +658,13 @@ class Trainer:
                             f"`suite train {task.name} --resume {self.run_dir}`")
                         break
                     if stopped_early:
-                        progress.note(f"early stop at step {step}: {best.key} has not improved "
-                                      f"for {best.bad_evals} evaluations (best "
-                                      f"{best.value} at step {best.step})")
+                        if stop_reason.startswith("early stopping"):
+                            progress.note(f"early stop at step {step}: {best.key} has not "
+                                          f"improved for {best.bad_evals} evaluations (best "
+                                          f"{best.value} at step {best.step})")
+                        else:
+                            progress.note(f"stopped at step {step} by a callback: {stop_reason}")
+                            log.write({"step": step, "event": "stopped", "reason": stop_reason})
                         break
         finally:
             progress.close()
@@ -623,14 +675,29 @@ class Trainer:
             where = f"checkpoints in {self.run_dir / 'checkpoints'}" if tcfg.checkpoints else (
                 "no checkpoints (train.checkpoints=false)")
             print(f"wrote metrics to {log.path}; {where}", flush=True)
-        return FitResult(
+        result = FitResult(
             run_dir=self.run_dir, steps=step, last_loss=loss_value, dev_metrics=dev,
             best_metric=best.value, best_step=best.step,
             best_checkpoint=best_file if best_file.exists() else last_saved,
-            stopped_early=stopped_early, interrupted=int(interrupted),
+            stopped_early=stopped_early, interrupted=int(interrupted), stop_reason=stop_reason,
         )
+        for cb in callbacks:
+            cb.on_fit_end(result)
+        return result
 
 
-def fit(task: Task[Any], run_dir: Path, *, resume_from: Path | None = None) -> FitResult:
-    """Train ``task`` and write everything into ``run_dir`` (see :class:`Trainer`)."""
-    return Trainer(task, run_dir, resume_from=resume_from).fit()
+def fit(task: Task[Any], run_dir: Path, *, resume_from: Path | None = None,
+        callbacks: Sequence[Callback] = ()) -> FitResult:
+    """Train ``task`` and write everything into ``run_dir`` (see :class:`Trainer`).
+
+    Args:
+        task: The task, bound to its resolved config.
+        run_dir: Where metrics and checkpoints go.
+        resume_from: A checkpoint file or run directory to continue from.
+        callbacks: Extra :class:`~torchsuite.core.train.callbacks.Callback` objects,
+            called after those ``train.callbacks`` names.
+
+    Returns:
+        The :class:`FitResult`.
+    """
+    return Trainer(task, run_dir, resume_from=resume_from, callbacks=callbacks).fit()

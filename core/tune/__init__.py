@@ -15,7 +15,7 @@ Python use::
     result.best_params, result.files["best_config"]
 
 Pieces: :mod:`.space` (the ``--param`` grammar), :mod:`.settings` (the ``[tune]``
-table), :mod:`.pruning` (the trainer hook), :mod:`.study` (trials and resume),
+table), :mod:`.pruning` (the trainer callback), :mod:`.study` (trials and resume),
 :mod:`.report` (table, best TOML, plot), :mod:`.commands` (the CLI verb).
 """
 
@@ -26,6 +26,7 @@ from typing import Any
 
 __all__ = [
     "Param",
+    "PruningCallback",
     "PruningReporter",
     "TrialFailed",
     "TuneConfig",
@@ -43,7 +44,8 @@ __all__ = [
 # install, on an installation without it.
 _HOME = {
     "Param": "space", "format_override": "space", "parse_param": "space",
-    "parse_params": "space", "PruningReporter": "pruning", "TrialFailed": "study",
+    "parse_params": "space", "PruningReporter": "pruning", "PruningCallback": "pruning",
+    "TrialFailed": "study",
     "TuneResult": "study", "Tuner": "study", "TuneConfig": "settings",
     "split_tune_table": "settings", "tune_config": "settings",
 }

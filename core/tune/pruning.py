@@ -1,29 +1,30 @@
 """Reporting intermediate dev metrics of a training run to Optuna, so bad trials stop early.
 
-:class:`PruningReporter` is the callback the tuner needs from the trainer,
+:class:`PruningReporter` is what the tuner needs to hear from the trainer,
 ``on_evaluate(step, metrics)`` with ``metrics`` keyed as the trainer logs them
 (``{"dev.loss": 0.41, ...}``); it raises :class:`optuna.TrialPruned` when the
-pruner says the trial is not promising. The core :class:`~torchsuite.core.train.Trainer`
-has no callback list yet, so :class:`PruningTrainer` overrides its one evaluation
-method to call the reporter after every dev evaluation (the step is the
-evaluation count, which grows in proportion to the optimizer step because
-``train.eval_every`` is fixed within a study; a resumed trial starts counting
-at the evaluations its checkpoint had already made).
+pruner says the trial is not promising. :class:`PruningCallback` connects it to
+the core :class:`~torchsuite.core.train.Trainer` through the public callback
+hook ``on_evaluate`` (the reported step is the evaluation count, which grows in
+proportion to the optimizer step because ``train.eval_every`` is fixed within a
+study; the count is saved in checkpoints, so a resumed trial continues it).
+:class:`PruningTrainer` is the trainer with that callback added.
 """
 
 from __future__ import annotations
 
-import json
 import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import optuna
 
 from ..task import Task
+from ..train.callbacks import Callback, TrainState
 from ..train.trainer import Trainer
 
-__all__ = ["PruningReporter", "PruningTrainer"]
+__all__ = ["PruningCallback", "PruningReporter", "PruningTrainer"]
 
 
 class PruningReporter:
@@ -67,16 +68,55 @@ class PruningReporter:
             )
 
 
+class PruningCallback(Callback):
+    """Passes each dev evaluation to a :class:`PruningReporter`; a pruned trial stops there.
+
+    Args:
+        reporter: Where each dev evaluation goes.
+        evaluations_done: Dev evaluations already made before this fit (a resumed run
+            whose checkpoint lacks this callback's state), so the reported step lines
+            up with trials that ran without a break.
+    """
+
+    name = "pruning"
+
+    def __init__(self, reporter: PruningReporter, evaluations_done: int = 0) -> None:
+        self.reporter = reporter
+        self.evaluations = evaluations_done
+        self._state: TrainState | None = None
+
+    def on_fit_start(self, state: TrainState) -> None:
+        self._state = state
+
+    def on_evaluate(self, step: int, metrics: dict[str, float]) -> None:
+        assert self._state is not None
+        self.evaluations += 1
+        try:
+            self.reporter.on_evaluate(self.evaluations, metrics,
+                                      final=step >= self._state.max_steps)
+        except optuna.TrialPruned as exc:
+            # the evaluation is already logged; the run directory also says why it ended
+            self._state.log({"step": step, **metrics, "event": "pruned", "reason": str(exc)})
+            raise
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"evaluations": self.evaluations}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.evaluations = int(state["evaluations"])
+
+
 class PruningTrainer(Trainer):
-    """The core trainer, calling ``reporter.on_evaluate`` after each dev evaluation.
+    """The core trainer with a :class:`PruningCallback` after any other callbacks.
 
     Args:
         task: The task bound to the trial's config.
         run_dir: The trial's run directory.
         reporter: Where each dev evaluation goes.
         resume_from: A run directory or checkpoint to continue (a retried trial).
-        evaluations_done: Dev evaluations the resumed run already made, so the
-            reported step lines up with trials that ran without a break.
+        evaluations_done: Dev evaluations the resumed run already made (used when
+            its checkpoint does not hold the count itself).
+        callbacks: Further callbacks, called before the pruning one.
     """
 
     def __init__(
@@ -87,27 +127,9 @@ class PruningTrainer(Trainer):
         *,
         resume_from: Path | None = None,
         evaluations_done: int = 0,
+        callbacks: Sequence[Callback] = (),
     ) -> None:
-        super().__init__(task, run_dir, resume_from=resume_from)
+        self.pruning = PruningCallback(reporter, evaluations_done)
+        super().__init__(task, run_dir, resume_from=resume_from,
+                         callbacks=[*callbacks, self.pruning])
         self.reporter = reporter
-        self._evaluations = evaluations_done
-
-    def _evaluate(self, *args: Any, **kwargs: Any) -> dict[str, float]:
-        metrics = super()._evaluate(*args, **kwargs)
-        self._evaluations += 1
-        tcfg = self.cfg.train
-        # the optimizer step of this evaluation (the trainer evaluates every eval_every
-        # steps and at max_steps), for the record the trainer cannot write any more
-        step = min(self._evaluations * tcfg.eval_every, tcfg.max_steps) \
-            if tcfg.eval_every > 0 else tcfg.max_steps
-        try:
-            self.reporter.on_evaluate(self._evaluations, metrics, final=step >= tcfg.max_steps)
-        except optuna.TrialPruned as exc:
-            # the trainer logs an evaluation after this returns; pruning unwinds it first,
-            # so the run directory gets the deciding numbers here (appended, line by line
-            # like the trainer's own line-buffered log)
-            record = {"step": step, **metrics, "event": "pruned", "reason": str(exc)}
-            with (self.run_dir / "metrics.jsonl").open("a") as fh:
-                fh.write(json.dumps(record) + "\n")
-            raise
-        return metrics

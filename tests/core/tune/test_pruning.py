@@ -69,14 +69,31 @@ def test_a_pruned_run_stops_at_the_evaluation_and_logs_it(
     assert last["event"] == "pruned" and last["step"] == 10 and last["dev.loss"] > 0
     assert list(trial.storage.get_trial(trial._trial_id).intermediate_values) == [1]
 
-    # a resumed run numbers its evaluations after the ones its checkpoint had made
+    # a resumed run numbers its evaluations after the ones its checkpoint had made (the
+    # pruning callback's count travels in the checkpoint) and logs the real step
+    keep = [*fast, "train.checkpoints=true"]
+    first = optuna.create_study(pruner=optuna.pruners.NopPruner()).ask()
+    PruningTrainer(task_cls(resolve_config(task_cls.Config, overrides=[*keep,
+                                                                      "train.max_steps=20"])),
+                   tmp_path / "run2", PruningReporter(first, "dev.loss")).fit()
     trial = study.ask()
-    trainer = PruningTrainer(task_cls(cfg), tmp_path / "run2", PruningReporter(trial, "dev.loss"),
+    trainer = PruningTrainer(task_cls(resolve_config(task_cls.Config, overrides=keep)),
+                             tmp_path / "run2", PruningReporter(trial, "dev.loss"),
+                             resume_from=tmp_path / "run2")
+    with pytest.raises(optuna.TrialPruned):
+        trainer.fit()
+    assert list(trial.storage.get_trial(trial._trial_id).intermediate_values) == [3]
+    last = read_metrics(tmp_path / "run2" / "metrics.jsonl")[-1]
+    assert last["step"] == 30 and last["event"] == "pruned"
+
+    # a checkpoint without that count (or none): evaluations_done supplies it
+    trial = study.ask()
+    trainer = PruningTrainer(task_cls(cfg), tmp_path / "run3", PruningReporter(trial, "dev.loss"),
                              evaluations_done=2)
     with pytest.raises(optuna.TrialPruned):
         trainer.fit()
     assert list(trial.storage.get_trial(trial._trial_id).intermediate_values) == [3]
-    assert read_metrics(tmp_path / "run2" / "metrics.jsonl")[-1]["step"] == 30
+    assert read_metrics(tmp_path / "run3" / "metrics.jsonl")[-1]["step"] == 10
 
 
 @pytest.mark.parametrize(
