@@ -14,10 +14,11 @@ import torch
 
 from ..cli_args import add_config_arguments, add_task_argument, build_task, task_from_run
 from ..commands import CommandSet
+from ..errors import SuiteError
 from ..hookspecs import hookimpl
 from ..runs import RUNS_ROOT, create_run_dir, find_run, list_runs, write_run_config
 from . import distributed as dist_utils
-from .callbacks import EMACallback, resolve_callbacks
+from .callbacks import EMACallback, ema_weights, resolve_callbacks
 from .checkpoint import best_checkpoint, load_checkpoint, load_model_state
 from .report import plot_run, summarize_run
 from .trainer import fit
@@ -89,13 +90,23 @@ def _eval(args: argparse.Namespace) -> int:
     task, run_dir = task_from_run(args.from_run, args, expected_task=args.task)
     path = Path(args.checkpoint) if args.checkpoint else best_checkpoint(run_dir)
     model = task.build_model()
-    load_model_state(model, load_checkpoint(path), task=task.name, path=path)
+    ckpt = load_checkpoint(path)
+    if args.ema:
+        averaged = ema_weights(ckpt)
+        if averaged is None:
+            raise SuiteError(
+                f"checkpoint '{path}' holds no averaged weights: its run trained without the "
+                "'ema' callback. Drop --ema, or train with train.callbacks=[\"ema\"]."
+            )
+        ckpt = {**ckpt, "model": averaged}
+    load_model_state(model, ckpt, task=task.name, path=path)
     model.to(_device())
     metrics = task.evaluate(model, args.split)
     for key, value in metrics.items():
         print(f"{args.split}.{key} = {value:.4f}")
-    out = run_dir / f"eval-{args.split}.json"
-    out.write_text(json.dumps({"checkpoint": str(path), "split": args.split, **metrics},
+    out = run_dir / f"eval-{args.split}{'-ema' if args.ema else ''}.json"
+    out.write_text(json.dumps({"checkpoint": str(path), "split": args.split,
+                               "weights": "ema" if args.ema else "model", **metrics},
                               indent=2) + "\n")
     print(f"wrote {out}")
     return 0
@@ -107,6 +118,8 @@ def _configure_eval(p: argparse.ArgumentParser) -> None:
                    help="run directory, name under runs/<task>/, or 'latest'")
     p.add_argument("--split", default="dev", help="split to evaluate (default: dev)")
     p.add_argument("--checkpoint", help="a checkpoint file (default: the run's best)")
+    p.add_argument("--ema", action="store_true",
+                   help="evaluate the averaged weights of the 'ema' callback instead")
     add_config_arguments(p)
 
 

@@ -273,3 +273,37 @@ def test_ema_state_is_json_free_and_loads_weights_only(make_task: Any, tmp_path:
     config = (tmp_path / "run" / "config.toml").read_text()
     assert 'callbacks = ["ema"]' in config.replace("'", '"')
     json.dumps({k: v for k, v in raw["callbacks"]["ema"].items() if k != "shadow"})
+
+
+def test_suite_eval_ema_scores_the_averaged_weights(
+    tiny_site: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from torchsuite.core import cli
+
+    monkeypatch.syspath_prepend(str(tiny_site))
+    reset_registry()
+    try:
+        run = tmp_path / "run"
+        args = ["train.max_steps=8", "train.eval_every=4", "train.batch_size=8",
+                "train.progress=off", "train.tensorboard=false", "train.ema_decay=0.9"]
+        assert cli.main(["train", "tiny-train", *args, 'train.callbacks=["ema"]',
+                         "--run-dir", str(run)]) == 0
+        assert cli.main(["eval", "tiny-train", "--from", str(run), "--ema"]) == 0
+        assert cli.main(["eval", "tiny-train", "--from", str(run)]) == 0
+        ema = json.loads((run / "eval-dev-ema.json").read_text())
+        raw = json.loads((run / "eval-dev.json").read_text())
+        assert ema["weights"] == "ema" and raw["weights"] == "model"
+        assert ema["loss"] != raw["loss"]
+        # the trainer's dev evaluations used the averaged weights too (best.pt is step 8 or 4)
+        logged = {r["step"]: r["dev.loss"] for r in read_metrics(run / "metrics.jsonl")
+                  if "dev.loss" in r}
+        assert ema["loss"] == pytest.approx(min(logged.values()), rel=1e-5)
+
+        plain = tmp_path / "plain"
+        assert cli.main(["train", "tiny-train", *args, "--run-dir", str(plain)]) == 0
+        capsys.readouterr()
+        assert cli.main(["eval", "tiny-train", "--from", str(plain), "--ema"]) == 2
+        assert "trained without the 'ema' callback" in " ".join(capsys.readouterr().err.split())
+    finally:
+        reset_registry()
