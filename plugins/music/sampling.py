@@ -80,6 +80,10 @@ def generate(
             logits = model(torch.tensor([seq], device=device))[0, -1]
         logits = logits.float().cpu()
         if constrained:
+            if grammar.max_bars is not None and grammar.bars >= grammar.max_bars:
+                # at the bar limit a new Bar is not allowed: the model's wish to close the
+                # bar becomes End, instead of spilling into extra notes in the last bar
+                logits[tok.end_id] = torch.logaddexp(logits[tok.end_id], logits[tok.bar_id])
             allowed = grammar.allowed()
             if constraint is not None:
                 allowed = constraint.restrict(grammar, allowed, tok)

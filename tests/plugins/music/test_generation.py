@@ -114,3 +114,25 @@ def test_temperature_sharpens_sampling(tok: MusicTokenizer) -> None:
     a = generate(model, tok, header(tok), options=opts, generator=torch.Generator().manual_seed(0))
     b = generate(model, tok, header(tok), options=opts, generator=torch.Generator().manual_seed(9))
     assert a == b
+
+
+class _BarLover(MusicTransformer):
+    """A model that always wants to start a new bar."""
+
+    def __init__(self, spec: TransformerSpec, bar_id: int) -> None:
+        super().__init__(spec)
+        self.bar_id = bar_id
+
+    def forward(self, tokens: torch.Tensor, cache=None, pad_mask=None) -> torch.Tensor:
+        out = super().forward(tokens, cache=cache, pad_mask=pad_mask).clone()
+        out[..., self.bar_id] += 50.0
+        return out
+
+
+def test_a_closing_bar_at_the_bar_limit_ends_the_piece(tok: MusicTokenizer) -> None:
+    torch.manual_seed(0)
+    spec = TransformerSpec(tok.vocab_size, 32, 1, 2, 64, 0.0, 256)
+    model = _BarLover(spec, tok.bar_id).eval()
+    out = generate(model, tok, header(tok), max_bars=3, options=SamplingOptions(max_tokens=100),
+                   generator=torch.Generator().manual_seed(0))
+    assert out == [*header(tok), tok.bar_id, tok.bar_id, tok.end_id]  # not extra notes
