@@ -151,6 +151,8 @@ class SoundSourceModel(nn.Module):
             ch_in = spec.conv_channels
         self.front = nn.Sequential(*layers)
         self.lstm = nn.LSTM(spec.conv_channels, spec.lstm_hidden, batch_first=True)
+        noise = torch.rand(1 << 15, generator=torch.Generator().manual_seed(0)) * 2 - 1
+        self.register_buffer("noise_table", noise, persistent=False)  # 2 s at 16 kHz
         self.head = nn.Sequential(
             nn.Linear(spec.lstm_hidden + COND_DIM + spec.voice_dim, spec.fc_hidden),
             nn.LayerNorm(spec.fc_hidden),
@@ -192,5 +194,8 @@ class SoundSourceModel(nn.Module):
         gate = sound_gate(cond, RELEASE_S * self.spec.sample_rate / self.spec.hop)  # [B, T]
         harmonic = harmonic_synth(f0, c["amplitude"] * gate, c["harmonic_dist"],
                                   self.spec.sample_rate, self.spec.hop)
-        noise = filtered_noise(c["noise"] * gate[..., None], self.spec.hop, generator)
+        # Eval without a seed uses a fixed noise table, so inference is deterministic and
+        # torch.export / serving reproduce the eager output; training draws fresh noise.
+        table = self.noise_table if generator is None and not self.training else None
+        noise = filtered_noise(c["noise"] * gate[..., None], self.spec.hop, generator, table)
         return harmonic + noise

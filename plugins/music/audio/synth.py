@@ -59,13 +59,15 @@ def harmonic_synth(f0: torch.Tensor, amplitude: torch.Tensor, harmonic_dist: tor
 
 
 def filtered_noise(magnitudes: torch.Tensor, hop: int,
-                   generator: torch.Generator | None = None) -> torch.Tensor:
+                   generator: torch.Generator | None = None,
+                   table: torch.Tensor | None = None) -> torch.Tensor:
     """White noise shaped per frame by a magnitude response, applied in the STFT domain.
 
     Args:
         magnitudes: [B, T, M] filter gains on M bands spread linearly from 0 Hz to Nyquist.
         hop: Samples per frame.
         generator: Noise seed (for reproducible output).
+        table: A fixed noise signal [L] used (tiled) instead of fresh random noise.
 
     Returns:
         [B, T * hop] audio.
@@ -73,7 +75,11 @@ def filtered_noise(magnitudes: torch.Tensor, hop: int,
     b, t = magnitudes.shape[:2]
     n = t * hop
     n_fft = 2 * hop
-    noise = torch.rand(b, n, generator=generator, device="cpu").to(magnitudes) * 2 - 1
+    if table is not None:  # fixed white noise in [-1, 1], tiled: deterministic and exportable
+        reps = -(-n // table.shape[0])
+        noise = table.to(magnitudes).repeat(reps)[:n].expand(b, n)
+    else:
+        noise = torch.rand(b, n, generator=generator, device="cpu").to(magnitudes) * 2 - 1
     window = torch.hann_window(n_fft, device=magnitudes.device, dtype=magnitudes.dtype)
     spec = torch.stft(noise, n_fft, hop, window=window, center=True, return_complex=True)
     # spec: [B, n_fft/2+1, T+1]; gains interpolated to the FFT bins, repeated for the last frame.

@@ -78,3 +78,16 @@ def test_output_is_silent_through_a_long_rest_but_keeps_a_release() -> None:
     rest = y[160 * hop :].pow(2).mean()  # 1 s after the note: the gate is at e^-10
     assert float(rest) < 1e-6 * float(note)
     assert float(release) > 1e-3 * float(note)  # not cut off abruptly at the note end
+
+
+def test_eval_output_is_deterministic_for_export_and_training_noise_is_fresh() -> None:
+    model = SoundSourceModel(SPEC)
+    ids = model.voice.ids(["a"], add=True)
+    cond = torch.zeros(1, 30, COND_DIM)
+    cond[..., 1] = 1.0
+    f0 = torch.full((1, 30), 200.0)
+    with torch.no_grad():
+        model.eval()
+        assert torch.equal(model(cond, f0, ids), model(cond, f0, ids))
+        model.train()
+        assert not torch.equal(model(cond, f0, ids), model(cond, f0, ids))
