@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import torch
-from suite_testing import install_fake_distribution
+from suite_testing import install_fake_distribution, run_suite
 from torch import nn
 from torchsuite.core.errors import ConfigError, PluginError
 from torchsuite.core.registry import get_registry, reset_registry
@@ -159,9 +159,21 @@ class StepCounter(Callback):
         self.steps = int(state["steps"])
 
 
+class StopOnRankOne(Callback):
+    """Requests a stop at step 5 on rank 1 only: every rank must still stop together."""
+
+    def on_fit_start(self, state):
+        self.state = state
+
+    def on_step_end(self, step, metrics):
+        if step == 5 and self.state.rank == 1:
+            self.state.request_stop("rank 1 asked")
+
+
 @hookimpl
 def register_callbacks(register):
     register("step-counter", StepCounter)
+    register("stop-on-rank-one", StopOnRankOne)
 '''
 
 
@@ -307,3 +319,43 @@ def test_suite_eval_ema_scores_the_averaged_weights(
         assert "trained without the 'ema' callback" in " ".join(capsys.readouterr().err.split())
     finally:
         reset_registry()
+
+
+@pytest.mark.slow
+@pytest.mark.distributed
+def test_two_processes_average_alike_and_stop_together(tiny_site: Path, tmp_path: Path,
+                                                      make_task: Any) -> None:
+    site = install_fake_distribution(tmp_path / "site", "counter-plugin",
+                                     {"counter_plugin.py": PLUGIN}, {"counter": "counter_plugin"})
+    # no dropout or noise (they draw per-rank random numbers), as in test_distributed.py
+    common = ["train.max_steps=12", "train.eval_every=6", "train.log_every=1", "optim.lr=0.01",
+              "optim.warmup_steps=2", "train.progress=lines", "train.tensorboard=false",
+              "model.dropout=0", "data.noise=0", "train.ema_decay=0.9"]
+    run = tmp_path / "ddp"
+    r = run_suite(["train", "tiny-train", *common, "train.batch_size=4",
+                   'train.callbacks=["ema", "stop-on-rank-one"]', "--nproc", "2",
+                   "--run-dir", str(run)],
+                  cwd=tmp_path, pythonpath=[tiny_site, site], env={"OMP_NUM_THREADS": "1"},
+                  timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    records = read_metrics(run / "metrics.jsonl")
+    assert max(x["step"] for x in records) == 5  # rank 0 stopped on rank 1's request
+    assert records[-1]["event"] == "stopped"
+    saved = load_checkpoint(latest_checkpoint(run))
+    assert saved["step"] == 5
+
+    single = tmp_path / "single"
+    fit(make_task(*common, "train.batch_size=8", 'train.callbacks=["ema"]'), single,
+        callbacks=[StopAt(5, "step")])
+    want = ema_weights(load_checkpoint(latest_checkpoint(single)))
+    got = ema_weights(saved)
+    assert want is not None and got is not None
+    for key, value in want.items():
+        torch.testing.assert_close(got[key], value, rtol=1e-5, atol=1e-6)
+
+    # fsdp shards the weights, which an average of whole tensors cannot follow: refused
+    r = run_suite(["train", "tiny-train", *common, "train.batch_size=4", "train.strategy=fsdp",
+                   'train.callbacks=["ema"]', "--nproc", "2", "--run-dir", str(tmp_path / "f")],
+                  cwd=tmp_path, pythonpath=[tiny_site, site], env={"OMP_NUM_THREADS": "1"},
+                  timeout=600)
+    assert r.returncode != 0 and "train.strategy=fsdp" in " ".join((r.stdout + r.stderr).split())
