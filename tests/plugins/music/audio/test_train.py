@@ -161,3 +161,21 @@ def test_a_new_voice_from_a_folder_of_recordings(trained: Path, tmp_path: Path, 
     assert lm.model.voice.voices()[:2] == ["tone-bright", "tone-hollow"]  # old voices kept
     wave = load_audio(recordings / "take0.wav", 16000)
     assert transfer_audio(lm, wave, "singer").shape[0] > 0
+
+
+def test_freeze_finetune_learns_only_the_new_voice_embedding(trained: Path, tmp_path: Path) -> None:
+    """``finetune.mode=freeze finetune.trainable=["voice"]``: a few minutes of a new voice
+    move its embedding and nothing else."""
+    from torchsuite.core.lifecycle.transfer import run_finetune
+    from torchsuite.plugins.music.audio.inference import load_run
+
+    before = load_run(trained).model.state_dict()
+    out = run_finetune("music-audio", str(trained), run_dir=str(tmp_path / "ft"),
+                       overrides=["train.max_steps=3", "train.eval_every=0",
+                                  "finetune.mode=freeze", 'finetune.trainable=["voice"]',
+                                  "finetune.lr_scale=10"])
+    after = load_run(out).model.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed == {"voice.embedding.weight", "voice.names"}
+    new_slot = after["voice.embedding.weight"][2]
+    assert not torch.equal(before["voice.embedding.weight"][2], new_slot)
