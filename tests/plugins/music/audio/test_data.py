@@ -93,3 +93,22 @@ def test_a_missing_soundfont_names_the_install_command(tmp_path: Path, tiny_cfg,
     with pytest.raises(DataError, match=r"install-system-deps\.sh"):
         task.prepare(midi_dir)
     assert not (tmp_path / "data" / "manifest.json").exists()
+
+
+def test_recordings_with_aligned_midi_take_f0_from_the_notes(tmp_path: Path, tiny_cfg, tone,
+                                                             write_melody) -> None:
+    import soundfile as sf
+
+    d = tmp_path / "violinist"
+    d.mkdir()
+    wave, _ = tone([261.63, 329.63, 392.0], 0.5)
+    sf.write(str(d / "take.wav"), wave.numpy(), 16000)
+    write_melody(d / "take.mid", [60, 64, 67], step=0.5)
+    task = MusicAudioTask(tiny_cfg(tmp_path))
+    task.prepare(d)
+    items = [ds[i] for ds in task.datasets().values() for i in range(len(ds))]
+    assert items and all(it["notes"] == 1 and it["voice"] == "violinist" for it in items)
+    f0 = torch.cat([it["f0"][it["voiced"].bool()] for it in items])
+    # Exactly the MIDI pitches (C4, E4, G4), not a detector's estimate.
+    notes = torch.tensor([261.6256, 329.6276, 391.9954])
+    assert bool(((f0[:, None] - notes[None, :]).abs().min(-1).values < 1e-3).all())
