@@ -107,7 +107,8 @@ def run_scenario(
         if gap < 50.0 and e.v > 2.0:
             res.headways.append(gap / e.v)
             if e.v > v_lead + 0.1:
-                res.ttc_min = min(res.ttc_min, gap / (e.v - v_lead))
+                # Overlapping boxes (a collision) give a zero time-to-collision, not < 0.
+                res.ttc_min = min(res.ttc_min, max(gap, 0.0) / (e.v - v_lead))
         elif gap >= 80.0:
             res.speed_err.append(abs(e.v - desired_speed(world, e.s)))
     res.completion = float(np.clip((world.ego.s - s0) / (world.path.length - 2.0 - s0), 0, 1))
