@@ -43,8 +43,8 @@ from ..runs import RUNS_ROOT, create_run_dir, write_run_config
 from ..task import Task
 from ..train.checkpoint import step_checkpoints
 from ..train.logs import read_metrics
-from ..train.trainer import TrainingDiverged
-from .pruning import PruningReporter, PruningTrainer
+from ..train.trainer import TrainingDiverged, fit
+from .pruning import PruningCallback, PruningReporter
 from .report import write_reports
 from .settings import TuneConfig
 from .space import Param, format_override, parse_params
@@ -302,11 +302,12 @@ class Tuner:
             task = self.task_cls(cfg)
             reporter = PruningReporter(trial, self.settings.metric)
             every = cfg.train.eval_every
-            trainer = PruningTrainer(
-                task, run_dir, reporter, resume_from=run_dir if resume else None,
-                evaluations_done=resume[1] // every if resume and every > 0 else 0,
-            )
-            result = trainer.fit()
+            # the public callback hook: each dev evaluation goes to Optuna (the evaluation
+            # count is also kept in the trial's checkpoints; this covers older ones)
+            pruning = PruningCallback(
+                reporter, evaluations_done=resume[1] // every if resume and every > 0 else 0)
+            result = fit(task, run_dir, resume_from=run_dir if resume else None,
+                         callbacks=[pruning])
         except KeyboardInterrupt:
             trial.set_user_attr("interrupted", True)
             raise
