@@ -21,18 +21,28 @@ from .hookspecs import hookimpl, hookspec
 from .registry import PluginInfo, Registry, get_registry, reset_registry
 from .runs import create_run_dir, find_run, list_runs, read_run_config, write_run_config
 from .task import SPLITS, StepOutput, Task, TaskStatus
-from .train import AdversarialTask, FitResult, OptimizerSpec, fit
+from .train import (
+    AdversarialTask,
+    Callback,
+    EMACallback,
+    FitResult,
+    OptimizerSpec,
+    TrainState,
+    fit,
+)
 from .train.config import DataConfig, OptimConfig, TrainableConfig, TrainConfig
 
 __all__ = [
     "SPLITS",
     "AdversarialTask",
     "BaseConfig",
+    "Callback",
     "Command",
     "CommandSet",
     "ConfigError",
     "DataConfig",
     "DataError",
+    "EMACallback",
     "FitResult",
     "OptimConfig",
     "OptimizerSpec",
@@ -44,6 +54,7 @@ __all__ = [
     "Task",
     "TaskStatus",
     "TrainConfig",
+    "TrainState",
     "TrainableConfig",
     "config_keys",
     "create_run_dir",

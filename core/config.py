@@ -147,9 +147,13 @@ def _coerce(key: str, value: Any, tp: Any) -> Any:
             return value
         raise bad
     if origin in (list, tuple):
+        args = [a for a in get_args(tp) if a is not Ellipsis]
+        if isinstance(value, str) and all(a is str for a in args):
+            # a shell-friendly override: `train.callbacks=ema,swa` or `train.callbacks=[ema]`
+            words = value.strip().removeprefix("[").removesuffix("]").split(",")
+            value = [w.strip().strip("'\"") for w in words if w.strip()]
         if isinstance(value, str) or not isinstance(value, (list, tuple)):
             raise bad
-        args = [a for a in get_args(tp) if a is not Ellipsis]
         if origin is tuple and args and len(get_args(tp)) == len(args) and len(value) != len(args):
             raise bad
         item_tp = args[0] if args else Any

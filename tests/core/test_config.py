@@ -113,3 +113,11 @@ def test_toml_round_trip_preserves_config(tmp_path: Path) -> None:
 def test_none_is_written_as_commented_key() -> None:
     text = to_toml(resolve_config(Cfg))
     assert "# name =   (unset)" in text
+
+
+def test_string_lists_accept_shell_friendly_overrides() -> None:
+    for raw in ("ema,swa", "[ema, swa]", '["ema", "swa"]'):
+        cfg = resolve_config(Cfg, overrides=[f"train.callbacks={raw}"])
+        assert cfg.train.callbacks == ["ema", "swa"], raw
+    with pytest.raises(ConfigError, match=r"expected list\[int\]"):
+        resolve_config(Cfg, overrides=["model.layers=a,b"])  # only lists of strings
