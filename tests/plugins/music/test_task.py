@@ -71,15 +71,22 @@ def test_prepare_rejects_a_missing_source(tmp_path: Path) -> None:
         MusicTask(tiny_config(tmp_path / "data")).prepare(tmp_path / "nope")
 
 
-def test_train_through_the_core_trainer_writes_a_sample(tmp_path: Path, midi_dir: Path,
-                                                        capsys: pytest.CaptureFixture[str]
-                                                        ) -> None:
+def test_train_through_the_core_trainer_then_generate(tmp_path: Path, midi_dir: Path,
+                                                      monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """One tiny run (prepare -> core fit -> sample) serves every verb that reads a run."""
+    import pretty_midi
+    from torchsuite.core import write_run_config
+
+    monkeypatch.chdir(tmp_path)
     cfg = tiny_config(tmp_path / "data", steps=16)
     cfg.data.salt = "salt-3"  # a salt whose hash gives this little folder a dev split
     task = MusicTask(cfg)
     task.prepare(midi_dir)
     assert "dev" in task.splits()
-    run = tmp_path / "run"
+    run = tmp_path / "runs" / "music" / "r1"
+    run.mkdir(parents=True)
+    write_run_config(run, cfg, "music")
     result = fit(task, run)
     assert result.steps == 16
     dev = result.dev_metrics
@@ -91,26 +98,9 @@ def test_train_through_the_core_trainer_writes_a_sample(tmp_path: Path, midi_dir
     assert samples == ["sample-bach.mid", "sample-bach.png"]
     assert "samples/sample-bach.mid" in capsys.readouterr().out
 
-
-def test_generate_verb_writes_midi_from_a_run(tmp_path: Path, midi_dir: Path,
-                                              monkeypatch: pytest.MonkeyPatch,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
-    import pretty_midi
-
-    monkeypatch.chdir(tmp_path)
-    cfg = tiny_config(tmp_path / "data", steps=4)
-    cfg.sample.after_train = False
-    task = MusicTask(cfg)
-    task.prepare(midi_dir)
-    run = tmp_path / "runs" / "music" / "r1"
-    from torchsuite.core import write_run_config
-
-    run.mkdir(parents=True)
-    write_run_config(run, cfg, "music")
-    fit(task, run)
     out = tmp_path / "out"
-    code = suite(["music", "generate", "--from", str(run), "--bars", "3", "--seed", "5",
-                  "--top-k", "20", "--out", str(out)])
+    code = suite(["music", "generate", "--from", str(run), "--bars", "2", "--seed", "5",
+                  "--top-k", "20", "--temperature", "0.7", "--out", str(out)])
     assert code == 0
     mid = out / "bach-seed5.mid"
     assert mid.is_file() and (out / "bach-seed5.png").is_file()
@@ -120,7 +110,8 @@ def test_generate_verb_writes_midi_from_a_run(tmp_path: Path, midi_dir: Path,
     # a prompt: the piece continues the prompt's first bar
     prompt = sorted(midi_dir.glob("*.mid"))[0]
     code = suite(["music", "generate", "--from", str(run), "--prompt", str(prompt),
-                  "--prompt-bars", "1", "--bars", "2", "--out", str(out)])
+                  "--prompt-bars", "1", "--bars", "2", "--temperature", "0.7",
+                  "--out", str(out)])
     assert code == 0
     again = pretty_midi.PrettyMIDI(str(out / "bach-seed0.mid"))
     original = pretty_midi.PrettyMIDI(str(prompt))
