@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from torchsuite.core import DataError
 
-from .closed_loop import DriveResult, run_scenario
+from .closed_loop import DriveResult, Policy, run_scenario
 from .expert import N_WAYPOINTS, WAYPOINT_DT, ExpertPolicy, Plan
 from .sim.sensors import SensorConfig, sensor_shapes
 from .sim.world import Scenario, World
@@ -73,8 +73,24 @@ class SteeringNoise:
         return accel + w * self.offset[0], steer + w * self.offset[1]
 
 
+class _ExpertLabelled:
+    """DAgger: ``driver`` drives, the expert is asked what it would do in every state."""
+
+    uses_sensors = True
+    name = "dagger"
+
+    def __init__(self, driver: Policy) -> None:
+        self.driver, self.expert = driver, ExpertPolicy()
+        self.label: Plan | None = None
+
+    def act(self, world: World, obs: dict[str, np.ndarray]) -> Plan:
+        self.label = self.expert.act(world, obs)
+        return self.driver.act(world, obs)
+
+
 def record_drive(scenario: Scenario, sensor_cfg: SensorConfig, every: int = 2,
-                 noise: float = 0.0) -> tuple[dict[str, np.ndarray], DriveResult]:
+                 noise: float = 0.0, driver: Policy | None = None
+                 ) -> tuple[dict[str, np.ndarray], DriveResult]:
     """Drive ``scenario`` with the expert, keeping every ``every``-th frame.
 
     Args:
@@ -83,6 +99,9 @@ def record_drive(scenario: Scenario, sensor_cfg: SensorConfig, every: int = 2,
         every: Keep every N-th simulation step (10 Hz / N).
         noise: Steering-impulse rate (per second) injected into the executed commands;
             0 records the clean expert.
+        driver: Another policy that drives instead of the expert (DAgger: a trained
+            planner visits the states it gets itself into); the labels stay the
+            expert's plan for each visited state.
 
     Returns:
         The drive (format of FORMAT.md, with the expert's plan as labels) and the
@@ -91,9 +110,13 @@ def record_drive(scenario: Scenario, sensor_cfg: SensorConfig, every: int = 2,
     fields = (*SENSORS, *STATE_FIELDS, *OPTIONAL_FIELDS)
     frames: dict[str, list[np.ndarray]] = {k: [] for k in fields}
 
+    policy: Policy = ExpertPolicy() if driver is None else _ExpertLabelled(driver)
+
     def keep(world: World, obs: dict[str, np.ndarray], plan: Plan, accel: float) -> None:
         if world.step_count % every:
             return
+        if isinstance(policy, _ExpertLabelled) and policy.label is not None:
+            plan = policy.label
         for k in SENSORS:
             frames[k].append(obs[k])
         e = world.ego
@@ -105,7 +128,7 @@ def record_drive(scenario: Scenario, sensor_cfg: SensorConfig, every: int = 2,
         frames["plan_speed"].append(np.float32(plan.target_speed))
 
     perturb = SteeringNoise(scenario.seed, rate=noise) if noise > 0 else None
-    result = run_scenario(scenario, ExpertPolicy(), sensor_cfg, on_step=keep, perturb=perturb,
+    result = run_scenario(scenario, policy, sensor_cfg, on_step=keep, perturb=perturb,
                           sense_every=every)
     drive = {k: np.stack(v) for k, v in frames.items() if v}
     return drive, result

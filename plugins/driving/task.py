@@ -65,6 +65,8 @@ class DrivingData(DataConfig):
     min_route: float = option(250.0, "shortest route of a drive (m)", ge=50.0)
     max_seconds: float = option(0.0, "stop each simulated drive after this many seconds "
                                      "(0: at the end of its route)", ge=0.0)
+    dagger_run: str = option("", "DAgger: a trained driving run whose planner drives every "
+                                 "other drive while the expert labels each state (empty: off)")
     salt: str = option("driving-v1", "split hash salt")
     target_pattern: str = option("", "--source drives whose file stem matches this glob go "
                                      "to the target split")
@@ -178,13 +180,20 @@ class DrivingTask(Task[DrivingConfig]):
                       flush=True)
                 yield f.stem, tgt, drive
             return
+        driver = None
+        if d.dagger_run:
+            from .policy import LearnedPolicy, load_planner
+
+            driver = LearnedPolicy(load_planner(self, Path(d.dagger_run)))
         plan = [(f"town{d.town_seed}-drive{i}", False, i) for i in range(d.drives)]
         plan += [(f"town{d.target_town_seed}-drive{i}", True, i) for i in range(d.target_drives)]
         for k, (gid, tgt, seed) in enumerate(plan):
             sc = make_scenario(seed, self.scenario_config(tgt))
             if d.max_seconds > 0:
                 sc.time_limit = min(sc.time_limit, d.max_seconds)
-            drive, res = record_drive(sc, self.sensor_config(tgt), d.record_every, d.noise)
+            # DAgger: the planner drives every other drive (the expert still labels).
+            who = driver if driver is not None and k % 2 == 1 else None
+            drive, res = record_drive(sc, self.sensor_config(tgt), d.record_every, d.noise, who)
             validate_drive(drive, gid)
             print(f"drive {k + 1}/{len(plan)} {gid}: {len(drive['t'])} frames, "
                   f"completion {res.completion:.2f}", flush=True)

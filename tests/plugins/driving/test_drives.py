@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ from torchsuite.plugins.driving.drives import (
 )
 from torchsuite.plugins.driving.expert import N_WAYPOINTS
 from torchsuite.plugins.driving.sim.sensors import SENSOR_SHAPES, SensorConfig
-from torchsuite.plugins.driving.sim.world import ScenarioConfig, make_scenario
+from torchsuite.plugins.driving.sim.world import Scenario, ScenarioConfig, make_scenario
 
 
 def _synthetic_drive(n: int = 40, speed: float = 10.0, dt: float = 0.2) -> dict[str, np.ndarray]:
@@ -119,3 +120,24 @@ def test_noise_injection_is_seeded_short_and_bounded() -> None:
     active = np.abs(a[:, 1]) > 0
     assert 0.05 < active.mean() < 0.6  # impulses, not constant drift
     assert np.abs(a[:, 1]).max() < 0.4  # a nudge, not a swerve
+
+
+def test_dagger_recording_keeps_expert_labels_while_another_policy_drives(
+    place: Callable[..., Scenario],
+) -> None:
+    from torchsuite.plugins.driving.expert import BaselinePolicy
+    from torchsuite.plugins.driving.sim.world import KIND_PARKED
+
+    cfg = ScenarioConfig(grid=(3, 3), traffic=0, parked=0, slow=0, min_route=150.0)
+    sc = make_scenario(3, cfg)
+    kerb = sc.path.lanes - 1
+    sc.ego_lane = kerb
+    place(sc, [sc.ego_s + 40.0], [float(sc.path.lane_center(kerb)) - 0.6], [0.0],
+          kind=[KIND_PARKED])
+    sc.time_limit = 11.95
+    drive, result = record_drive(sc, SensorConfig(), every=4, driver=BaselinePolicy())
+    validate_drive(drive, "dagger")
+    # The baseline (no lane changes) stops behind the parked car ...
+    assert result.distance_km * 1000 < 40.0 and result.collisions_static == 0
+    # ... while the expert's labels for the same states steer round it (left = +y).
+    assert drive["plan_waypoints"][:, -1, 1].max() > 1.5
