@@ -217,6 +217,19 @@ class Task(Generic[ConfigT]):
             raise DataError(f"split '{split}' of task '{self.name}' is empty; nothing to evaluate.")
         return {k: v / weight for k, v in totals.items()}
 
+    def on_fit_end(self, run_dir: Path, model: nn.Module | None = None) -> Any:
+        """Called once on the main process when training ends (not when it was interrupted).
+
+        Write samples, plots or reports into ``run_dir`` (e.g. ``run_dir / "samples"``) and
+        print where they went. The default does nothing.
+
+        Args:
+            run_dir: The run directory of the finished fit.
+            model: The model in its final state (unwrapped from DDP); ``None`` when called
+                outside the Trainer, in which case load what you need from ``run_dir``.
+        """
+        return None
+
     def example_inputs(self) -> tuple[Any, ...]:
         """Inputs for export and serving: ``model(*task.example_inputs())`` must run."""
         raise NotImplementedError(f"task '{self.name}' does not implement example_inputs()")

@@ -683,6 +683,8 @@ class Trainer:
         )
         for cb in callbacks:
             cb.on_fit_end(result)
+        if main and not interrupted:
+            task.on_fit_end(self.run_dir, model)  # samples, plots: the task's own epilogue
         return result
 
 

@@ -77,9 +77,17 @@ def evaluate_music(task: MusicTask, model: nn.Module, split: str) -> dict[str, f
 
 
 def _in_trainer() -> bool:
-    from .task import _trainer_context
+    """Whether the core Trainer's loop is on the call stack (its periodic dev evaluations)."""
+    import sys
 
-    return _trainer_context() is not None
+    from torchsuite.core.train.trainer import Trainer
+
+    frame = sys._getframe(1)
+    while frame is not None:
+        if isinstance(frame.f_locals.get("self"), Trainer):
+            return True
+        frame = frame.f_back
+    return False
 
 
 def music_stats(task: MusicTask, model: nn.Module, split: str, n: int,

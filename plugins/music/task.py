@@ -291,17 +291,10 @@ class MusicTask(Task[MusicConfig]):
         """Token NLL/perplexity next to unigram and n-gram baselines on the same tokens;
         outside training (``suite eval music``) also musical statistics of ``eval.pieces``
         generated pieces vs the split's real ones.
-
-        When the core Trainer calls this for its final evaluation, the task also writes
-        the run's sample (see :meth:`on_fit_end`).
         """
         from .evaluation import evaluate_music
 
-        metrics = evaluate_music(self, model, split)
-        ctx = _trainer_context()
-        if ctx is not None and ctx[1] >= self.cfg.train.max_steps:
-            self.on_fit_end(ctx[0], model)
-        return metrics
+        return evaluate_music(self, model, split)
 
     def example_inputs(self) -> tuple[Any, ...]:
         return (torch.tensor([[self.tok.style_id("bach"), self.tok.tok("Meter", 16),
@@ -310,6 +303,9 @@ class MusicTask(Task[MusicConfig]):
     # ------------------------------------------------------------------ after training
     def on_fit_end(self, run_dir: Path, model: nn.Module | None = None) -> list[Path]:
         """Write a sample (MIDI + piano roll) into ``run_dir/samples`` and print the paths.
+
+        The core Trainer calls this when training ends (and ``suite finetune`` after
+        fine-tuning).
 
         Args:
             run_dir: The run directory.
@@ -342,23 +338,3 @@ def _is_main_process() -> bool:
     dist = torch.distributed
     return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
 
-
-def _trainer_context() -> tuple[Path, int] | None:
-    """``(run_dir, step)`` of the core Trainer calling us, if one is.
-
-    The core has no after-training hook for tasks yet, so the final evaluation (which
-    the Trainer runs at ``max_steps``) is where the sample gets written. Once the core
-    calls :meth:`MusicTask.on_fit_end` itself this lookup can go.
-    """
-    import sys
-
-    from torchsuite.core.train.trainer import Trainer
-
-    frame = sys._getframe(1)
-    while frame is not None:
-        owner = frame.f_locals.get("self")
-        if isinstance(owner, Trainer) and frame.f_code.co_name == "_fit":
-            step = frame.f_locals.get("step")
-            return owner.run_dir, int(step) if isinstance(step, int) else -1
-        frame = frame.f_back
-    return None
