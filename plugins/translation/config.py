@@ -1,8 +1,11 @@
 """Config of the translation task: ``[data]``, ``[model]``, ``[decode]``, ``[train]``, ``[optim]``.
 
-Defaults are a small Transformer known to work on Multi30k-sized corpora (joint 8k
-unigram vocabulary, d_model 256, 3+3 layers, label smoothing 0.1, inverse-sqrt
-warm-up, ~6k-token batches).
+Defaults are the recipe measured on Multi30k de->en on 2 shared CPU cores (about an
+hour; 34.8 dev BLEU from best.pt, 35.4 averaging the last 3 checkpoints, beam 5):
+joint 5k unigram vocabulary, pre-norm d_model 128 / ffn 512 / 4 heads, 3+3 layers,
+dropout 0.1, label smoothing 0.1, lr 1e-3 with 200 warm-up steps then inverse-sqrt
+decay, 3k-token batches, 2400 steps. For corpora of millions of pairs raise
+model.d_model (256-512), data.vocab_size (8k-32k) and train.max_steps.
 """
 
 from __future__ import annotations
@@ -64,7 +67,7 @@ class TranslationData(DataConfig):
         50_000_000, "pairs the duplicate filter is sized for (a Bloom filter, 1% false "
         "positives at capacity; ~60 MB per 50M)", ge=1000,
     )
-    vocab_size: int = option(8000, "sentencepiece vocabulary size (per model if not joint)", ge=16)
+    vocab_size: int = option(5000, "sentencepiece vocabulary size (per model if not joint)", ge=16)
     spm_type: str = option("unigram", "sentencepiece model type", choices=("unigram", "bpe"))
     joint_vocab: bool = option(
         True, "one sentencepiece model for both languages (shared embeddings)"
@@ -77,7 +80,7 @@ class TranslationData(DataConfig):
     workers: int = option(2, "encoding worker processes (0: encode in this process)", ge=0)
     chunk_lines: int = option(2000, "pairs per encoding job", ge=1)
     max_tokens: int = option(
-        6000, "token budget per batch: sentences x longer side (eos/bos included)", ge=32
+        3000, "token budget per batch: sentences x longer side (eos/bos included)", ge=32
     )
     bucket_size: int = option(4096, "pairs sorted together when cutting token-budget batches", ge=1)
     max_positions: int = option(
@@ -98,13 +101,13 @@ class TranslationData(DataConfig):
 class ModelConfig:
     """Pre-norm Transformer encoder-decoder."""
 
-    d_model: int = option(256, "model width", ge=8)
+    d_model: int = option(128, "model width", ge=8)
     heads: int = option(4, "attention heads (must divide d_model)", ge=1)
-    ffn: int = option(1024, "feed-forward width", ge=8)
+    ffn: int = option(512, "feed-forward width", ge=8)
     encoder_layers: int = option(3, "encoder layers", ge=1)
     decoder_layers: int = option(3, "decoder layers", ge=1)
-    dropout: float = option(0.2, "dropout on embeddings, residuals and attention", ge=0.0, le=0.9)
-    activation_dropout: float = option(0.1, "dropout inside the feed-forward block", ge=0.0, le=0.9)
+    dropout: float = option(0.1, "dropout on embeddings, residuals and attention", ge=0.0, le=0.9)
+    activation_dropout: float = option(0.0, "dropout inside the feed-forward block", ge=0.0, le=0.9)
     positions: str = option("sinusoidal", "position encoding: sinusoidal (added to the "
                             "embeddings) or rotary (RoPE in self-attention)",
                             choices=("sinusoidal", "rotary"))
@@ -134,8 +137,8 @@ class TranslationTrain(TrainConfig):
     """Trainer settings with this task's defaults: the best checkpoint is the one with the
     highest dev BLEU (``evaluate()`` decodes dev at every evaluation)."""
 
-    max_steps: int = option(6000, "optimizer steps to run", ge=1)
-    eval_every: int = option(500, "evaluate on dev every N steps (0: only at the end)", ge=0)
+    max_steps: int = option(2400, "optimizer steps to run", ge=1)
+    eval_every: int = option(200, "evaluate on dev every N steps (0: only at the end)", ge=0)
     log_every: int = option(50, "write a metrics line every N steps", ge=1)
     keep_last: int = option(5, "recent checkpoints kept (checkpoint averaging reads them)",
                             ge=1)
@@ -150,13 +153,13 @@ class TranslationOptim(OptimConfig):
     """Optimizer defaults of the usual small-Transformer recipe (Adam 0.9/0.98, inverse
     square-root decay after a linear warm-up, label smoothing 0.1)."""
 
-    lr: float = option(7e-4, "peak learning rate", ge=0.0)
+    lr: float = option(1e-3, "peak learning rate", ge=0.0)
     weight_decay: float = option(1e-4, "decoupled weight decay on weight matrices", ge=0.0)
     schedule: str = option(
         "inverse_sqrt", "learning-rate schedule after warm-up",
         choices=("constant", "cosine", "linear", "inverse_sqrt"),
     )
-    warmup_steps: int = option(1000, "linear warm-up steps", ge=0)
+    warmup_steps: int = option(200, "linear warm-up steps", ge=0)
     label_smoothing: float = option(0.1, "label smoothing of the cross entropy", ge=0.0, le=1.0)
 
 
