@@ -93,28 +93,33 @@ def test_garbage_gets_4xx_with_a_reason_and_the_server_keeps_serving(
     assert status == 200 and len(body["outputs"][0]) == 1
 
 
-def test_concurrent_requests_are_batched_and_answers_stay_in_order(
-    template_server: tuple[str, Any]
-) -> None:
-    url, model = template_server
+def test_concurrent_requests_are_batched_and_answers_stay_in_order(template_run: Path) -> None:
+    # A fixed (not adaptive) wait, long enough that a loaded CI machine still gets the 16
+    # clients released by the barrier into shared batches.
+    source = load_source("template-regression", str(template_run))
+    opts = ServeOptions(max_batch=8, max_wait_ms=300.0, adaptive_wait=False)
+    app = build_app(ServeAdapter(source.task, source.model), opts)
     xs = torch.randn(16, 8, generator=torch.Generator().manual_seed(3))
     results: dict[int, Any] = {}
+    barrier = threading.Barrier(16)
 
-    def one(i: int) -> None:
-        results[i] = post(f"{url}/v1/tasks/template-regression/predict",
-                          {"inputs": [xs[i].tolist()]})
+    with serve_in_thread(app) as url:
+        def one(i: int) -> None:
+            barrier.wait()
+            results[i] = post(f"{url}/v1/tasks/template-regression/predict",
+                              {"inputs": [xs[i].tolist()]})
 
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(16)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    expected = model(xs)
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        _, health = call(f"{url}/health")
+    expected = source.model(xs)
     for i in range(16):
         status, body = results[i]
         assert status == 200
         assert body["outputs"][0] == pytest.approx(expected[i].tolist(), abs=1e-5)
-    _, health = call(f"{url}/health")
     assert health["batching"]["requests"] == 16
     assert health["batching"]["batches"] < 16 and health["batching"]["largest"] > 1
 
