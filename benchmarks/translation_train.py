@@ -61,9 +61,11 @@ def _bare(task: TranslationTask, steps: int) -> tuple[float, int]:
     opt = build_optimizer(model, task.cfg.optim)
     sched = build_scheduler(opt, task.cfg.optim, steps)
     loader = task.dataloader("train", train=True)
-    tokens, step = 0, 0
+    tokens, step, epoch = 0, 0, 0
     model.train()
     while step < steps:
+        loader.batch_sampler.set_epoch(epoch)  # the order the Trainer uses per epoch
+        epoch += 1
         for batch in loader:
             out = task.training_step(model, batch)
             out.loss.backward()
