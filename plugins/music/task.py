@@ -300,6 +300,26 @@ class MusicTask(Task[MusicConfig]):
         return (torch.tensor([[self.tok.style_id("bach"), self.tok.tok("Meter", 16),
                                self.tok.tok("Tempo", 8), self.tok.bar_id]]),)
 
+    # ------------------------------------------------------------------ serving
+    def serve_decode(self, payload: Any) -> Any:
+        """``suite serve music`` request -> :class:`.serving.MusicRequest` (see that module)."""
+        from .serving import decode_request
+
+        return decode_request(self.tok, payload)
+
+    def serve_predict(self, model: nn.Module, examples: list[Any]) -> list[Any]:
+        from .serving import generate_batch
+
+        return generate_batch(model, self.tok, examples)
+
+    def serve_encode(self, output: Any) -> dict[str, Any]:
+        from .serving import encode_piece
+
+        return encode_piece(output)
+
+    def serve_example(self) -> dict[str, Any]:
+        return {"style": "bach", "bars": 4, "seed": 0, "temperature": 1.0, "top_p": 0.95}
+
     # ------------------------------------------------------------------ after training
     def on_fit_end(self, run_dir: Path, model: nn.Module | None = None) -> list[Path]:
         """Write a sample (MIDI + piano roll) into ``run_dir/samples`` and print the paths.
