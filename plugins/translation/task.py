@@ -245,6 +245,25 @@ class TranslationTask(Task[TranslationConfig]):
             (out / f"hyp-{split}.txt").write_text("\n".join(hyps) + "\n", encoding="utf-8")
         return scores
 
+    # ------------------------------------------------------------------ serving
+    def serve_decode(self, payload: Any) -> list[int]:
+        """``suite serve translation`` request ``{"text": ...}`` -> source ids."""
+        from .serving import decode_request
+
+        return decode_request(self.vocab, payload)
+
+    def serve_predict(self, model: nn.Module, examples: list[list[int]]) -> list[str]:
+        from .serving import translate_batch
+
+        args = {"opts": self.decode_options(), "max_tokens": self.cfg.decode.max_tokens}
+        return translate_batch(model, self.vocab, args, examples)
+
+    def serve_encode(self, output: str) -> dict[str, str]:
+        return {"translation": output}
+
+    def serve_example(self) -> dict[str, str]:
+        return {"text": "Ein Mann fährt mit dem Fahrrad."}
+
     def example_inputs(self) -> tuple[torch.Tensor, torch.Tensor]:
         """``(src [2, 8], tgt_in [2, 6])`` of valid ids for export and serving."""
         spec = self.model_spec()
