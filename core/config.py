@@ -15,6 +15,7 @@ texts as comments) so a run directory's ``config.toml`` can be fed straight into
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import tomllib
@@ -217,8 +218,24 @@ def _unknown_key(key: str, valid: Iterable[str]) -> ConfigError:
     )
 
 
-def from_dict(cls: type[C], data: Mapping[str, Any], prefix: str = "") -> C:
-    """Build config ``cls`` from nested mappings, validating every key and value."""
+def _section_default(f: dataclasses.Field[Any]) -> Any:
+    """The default instance a parent gives a section (its ``default_factory``), if any."""
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    if f.default is not dataclasses.MISSING:
+        return copy.deepcopy(f.default)
+    return None
+
+
+def from_dict(cls: type[C], data: Mapping[str, Any], prefix: str = "",
+              base: C | None = None) -> C:
+    """Build config ``cls`` from nested mappings, validating every key and value.
+
+    Keys missing from ``data`` keep ``base``'s values when given, else the class defaults.
+    A section set only in part keeps the defaults its parent gives it (a task's
+    ``train: TrainConfig = field(default_factory=lambda: TrainConfig(max_steps=400))``
+    stays at 400 steps when only ``train.batch_size`` is overridden).
+    """
     hints = _hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     kwargs: dict[str, Any] = {}
@@ -233,13 +250,15 @@ def from_dict(cls: type[C], data: Mapping[str, Any], prefix: str = "") -> C:
                     f"config key '{key}' is a section (a TOML table [{key}]), not a value; "
                     f"set its keys instead, e.g. {key}.<name>=<value>."
                 )
-            kwargs[name] = from_dict(tp, value, key + ".")
+            parent = getattr(base, name) if base is not None else _section_default(fields[name])
+            kwargs[name] = from_dict(tp, value, key + ".", base=parent)
         else:
             coerced = _coerce(key, value, tp)
             _check_field(key, coerced, fields[name])
             kwargs[name] = coerced
-    cfg = cls(**kwargs)
-    return cfg
+    if base is not None:
+        return dataclasses.replace(base, **kwargs)  # type: ignore[type-var]
+    return cls(**kwargs)
 
 
 def _sections(cls: type, prefix: str = "") -> set[str]:

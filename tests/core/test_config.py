@@ -9,6 +9,7 @@ import pytest
 from torchsuite.core import (
     ConfigError,
     TrainableConfig,
+    TrainConfig,
     option,
     parse_override,
     resolve_config,
@@ -121,3 +122,17 @@ def test_string_lists_accept_shell_friendly_overrides() -> None:
         assert cfg.train.callbacks == ["ema", "swa"], raw
     with pytest.raises(ConfigError, match=r"expected list\[int\]"):
         resolve_config(Cfg, overrides=["model.layers=a,b"])  # only lists of strings
+
+
+
+@dataclass
+class TaskCfg(TrainableConfig):
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(max_steps=400))
+    model: Model = field(default_factory=lambda: Model(d_model=128))
+
+
+def test_a_partly_overridden_section_keeps_the_defaults_its_task_gives_it() -> None:
+    cfg = resolve_config(TaskCfg, overrides=["train.batch_size=8", "model.act=relu"])
+    assert (cfg.train.max_steps, cfg.train.batch_size) == (400, 8)
+    assert (cfg.model.d_model, cfg.model.act) == (128, "relu")
+    assert resolve_config(TaskCfg, overrides=["train.max_steps=9"]).train.max_steps == 9
