@@ -16,8 +16,8 @@ import textwrap
 from collections.abc import Sequence
 
 from .commands import Command
-from .errors import SuiteError
-from .registry import get_registry
+from .errors import PluginError, SuiteError
+from .registry import get_registry, strict_plugins
 
 __all__ = ["build_parser", "main"]
 
@@ -49,9 +49,19 @@ def build_parser() -> argparse.ArgumentParser:
             default=argparse.SUPPRESS,
             help="show tracebacks for errors",
         )
-        if cmd.configure is not None:
-            cmd.configure(p)
         p.set_defaults(_command=cmd)
+        if cmd.configure is not None:
+            try:
+                cmd.configure(p)
+            except Exception as exc:
+                # one plugin's broken verb must not take the whole CLI down with it
+                if strict_plugins():
+                    raise
+                where = f"{cmd.group} {cmd.name}" if cmd.group else cmd.name
+                p.set_defaults(_broken=(
+                    f"the command `suite {where}` could not set up its options "
+                    f"({type(exc).__name__}: {exc}); reinstall or fix the plugin that adds it "
+                    "(`suite plugins` shows where it comes from)."))
 
     for cmd in sorted(registry.commands.commands, key=lambda c: (c.group or c.name, c.name)):
         if cmd.group is None:
@@ -147,6 +157,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             group_parser = getattr(args, "_group_parser", None)
             (group_parser or parser).print_help()
             return 0 if not argv else 2
+        broken = getattr(args, "_broken", None)
+        if broken:
+            raise PluginError(broken)
         code = cmd.run(args)
         return int(code or 0)
     except SuiteError as exc:

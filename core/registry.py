@@ -63,7 +63,8 @@ class PluginInfo:
         return not self.error and not self.disabled
 
 
-def _strict() -> bool:
+def strict_plugins() -> bool:
+    """Whether ``SUITE_STRICT_PLUGINS`` turns plugin failures into errors."""
     return os.environ.get("SUITE_STRICT_PLUGINS", "").strip().lower() in {"1", "true", "yes"}
 
 
@@ -120,7 +121,7 @@ class Registry:
 
     def _fail(self, info: PluginInfo, exc: BaseException) -> None:
         info.error = _describe(exc)
-        if _strict():
+        if strict_plugins():
             raise PluginError(
                 f"plugin '{info.name}' ({info.module}) failed: {info.error}. "
                 f"Unset SUITE_STRICT_PLUGINS to skip it, or fix/uninstall the plugin."

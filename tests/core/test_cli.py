@@ -127,3 +127,29 @@ def test_overrides_after_flags_are_kept(tmp_path: Path, template_site: Path) -> 
     assert out.returncode == 0, out.stderr
     saved = tomllib.loads((tmp_path / "runs/template-regression/late/config.toml").read_text())
     assert saved["train"]["max_steps"] == 2
+
+
+BROKEN_VERB = '''
+from torchsuite.core import hookimpl
+
+
+def _configure(parser):
+    raise ImportError("no module named 'missing_dep'")
+
+
+@hookimpl
+def register_commands(cli):
+    cli.add_command("wobble", run=lambda args: 0, help="a verb whose options fail",
+                    configure=_configure)
+'''
+
+
+def test_a_verb_that_fails_to_set_up_breaks_only_itself(tmp_path: Path) -> None:
+    site = install_fake_distribution(tmp_path / "site", "wobbly-plugin",
+                                     {"wobbly_plugin.py": BROKEN_VERB}, {"wobbly": "wobbly_plugin"})
+    tasks = run_suite(["tasks"], tmp_path, [site])
+    assert tasks.returncode == 0 and "music" in tasks.stdout
+    verb = run_suite(["wobble"], tmp_path, [site])
+    assert verb.returncode == 2 and "Traceback" not in verb.stderr
+    assert "could not set up its options" in " ".join(verb.stderr.split())
+    assert "missing_dep" in verb.stderr
