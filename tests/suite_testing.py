@@ -1,13 +1,17 @@
-"""Helpers shared by tests: fake installed plugins, running `suite` in a subprocess."""
+"""Helpers shared by tests: fake installed plugins, running `suite` in a subprocess, HTTP."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import textwrap
+import urllib.error
+import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("SUITE_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -56,3 +60,14 @@ def run_suite(
         text=True,
         timeout=timeout,
     )
+
+
+def post_json(url: str, payload: Any, timeout: float = 60) -> tuple[int, Any]:
+    """POST ``payload`` as JSON; ``(status, parsed JSON reply)``, error statuses included."""
+    req = urllib.request.Request(url, data=json.dumps(payload).encode(),
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())

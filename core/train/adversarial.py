@@ -85,10 +85,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import ConfigError, SuiteError
+from ..errors import SuiteError
 from ..task import StepOutput
 from .config import OptimConfig
-from .optim import build_scheduler, param_groups
+from .optim import build_scheduler, optimizer_for
 
 __all__ = ["AdversarialTask", "OptimizerSpec", "Phase", "build_phases", "is_multi_optimizer"]
 
@@ -234,7 +234,7 @@ def build_phases(task: Any, model: nn.Module, ocfg: OptimConfig, max_steps: int,
         )
         if not spec.schedule:
             cfg = dataclasses.replace(cfg, schedule="constant", warmup_steps=0)
-        optimizer = _optimizer(params, cfg)
+        optimizer = optimizer_for(params, cfg)
         mine = {id(p) for p in params}
         phases.append(Phase(
             name=spec.name, optimizer=optimizer,
@@ -248,11 +248,3 @@ def build_phases(task: Any, model: nn.Module, ocfg: OptimConfig, max_steps: int,
     return phases
 
 
-def _optimizer(params: list[nn.Parameter], cfg: OptimConfig) -> torch.optim.Optimizer:
-    groups = param_groups(params, cfg.weight_decay)
-    if cfg.name == "adamw":
-        if len(cfg.betas) != 2:
-            raise ConfigError(f"config key 'optim.betas' must hold two numbers, got {cfg.betas}.")
-        return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.betas[0], cfg.betas[1]),
-                                 eps=cfg.eps)
-    return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)

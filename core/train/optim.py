@@ -50,7 +50,12 @@ def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer
             "the model has no trainable parameters (all have requires_grad=False); "
             "unfreeze some layers in the task's build_model()."
         )
-    groups = param_groups([*decay, *no_decay], cfg.weight_decay)
+    return optimizer_for([*decay, *no_decay], cfg)
+
+
+def optimizer_for(params: list[nn.Parameter], cfg: OptimConfig) -> torch.optim.Optimizer:
+    """``cfg.name`` (AdamW or SGD) over ``params``, weight matrices decayed, the rest not."""
+    groups = param_groups(params, cfg.weight_decay)
     if cfg.name == "adamw":
         if len(cfg.betas) != 2:
             raise ConfigError(f"config key 'optim.betas' must hold two numbers, got {cfg.betas}.")

@@ -101,6 +101,18 @@ def _lead_in_lane(world: World, lane: int) -> tuple[float, float]:
     return float(gap[-1]), float(v_lead[-1])
 
 
+def _follower_unsafe(world: World, lane: int) -> bool:
+    """MOBIL-style safety: a car behind in ``lane`` is too close for us to cut in."""
+    tr, e = world.tr, world.ego
+    if not len(tr["s"]):
+        return False
+    occ = lane_occupancy(tr["d"], tr["width"], world.path.lanes)[:, lane]
+    gap = e.s - tr["s"] - (tr["length"] + EGO_LENGTH) / 2
+    behind = occ & (tr["s"] < e.s) & (gap > -0.5)
+    need = 3.0 + 0.6 * tr["v"] + 2.5 * np.maximum(tr["v"] - e.v, 0.0)
+    return bool((behind & (gap < need)).any())
+
+
 def _quintic(d0: float, dd0: float, d1: float, T: float, t: np.ndarray) -> np.ndarray:
     """Lateral offset of a quintic from (d0, d0', 0) to (d1, 0, 0) over T seconds."""
     a0, a1, a2 = d0, dd0, 0.0
@@ -149,17 +161,6 @@ class ExpertPolicy:
             dd < (tr["width"] + EGO_WIDTH)[None, :] / 2 + 0.5)
         return bool(hit.any())
 
-    def _follower_unsafe(self, world: World, lane: int) -> bool:
-        """MOBIL-style safety: a car behind in ``lane`` is too close for us to cut in."""
-        tr, e = world.tr, world.ego
-        if not len(tr["s"]):
-            return False
-        occ = lane_occupancy(tr["d"], tr["width"], world.path.lanes)[:, lane]
-        gap = e.s - tr["s"] - (tr["length"] + EGO_LENGTH) / 2
-        behind = occ & (tr["s"] < e.s) & (gap > -0.5)
-        need = 3.0 + 0.6 * tr["v"] + 2.5 * np.maximum(tr["v"] - e.v, 0.0)
-        return bool((behind & (gap < need)).any())
-
     def act(self, world: World, obs: dict[str, np.ndarray] | None = None) -> Plan:
         e, path = world.ego, world.path
         cur = int(path.lane_of(e.d))
@@ -179,7 +180,7 @@ class ExpertPolicy:
             a, emergency = acc_accel(e.v, v_des, gap, v_lead, self.prev_a, world.dt)
             # A lane blocked by something standing still costs far more than a detour.
             blocked = 20.0 if (gap < 30.0 and v_lead < 0.5) else 0.0
-            unsafe = lane != cur and self._follower_unsafe(world, lane)
+            unsafe = lane != cur and _follower_unsafe(world, lane)
             v_traj = np.maximum(e.v + a * t, 0.0)
             s_traj = e.s + (e.v + v_traj) / 2 * t
             for T in (3.0, 4.5):
@@ -222,17 +223,6 @@ class BaselinePolicy:
 
     def __init__(self) -> None:
         self.lane: int | None = None
-
-    def _follower_unsafe(self, world: World, lane: int) -> bool:
-        """MOBIL-style safety: a car behind in ``lane`` is too close for us to cut in."""
-        tr, e = world.tr, world.ego
-        if not len(tr["s"]):
-            return False
-        occ = lane_occupancy(tr["d"], tr["width"], world.path.lanes)[:, lane]
-        gap = e.s - tr["s"] - (tr["length"] + EGO_LENGTH) / 2
-        behind = occ & (tr["s"] < e.s) & (gap > -0.5)
-        need = 3.0 + 0.6 * tr["v"] + 2.5 * np.maximum(tr["v"] - e.v, 0.0)
-        return bool((behind & (gap < need)).any())
 
     def act(self, world: World, obs: dict[str, np.ndarray] | None = None) -> Plan:
         e, path = world.ego, world.path

@@ -4,29 +4,17 @@ from __future__ import annotations
 
 import base64
 import io
-import json
-import urllib.error
-import urllib.request
 from typing import Any
 
 import pretty_midi
 import pytest
 import torch
+from suite_testing import post_json
 from torchsuite.core.lifecycle.serve import ServeAdapter, ServeOptions, build_app, serve_in_thread
 from torchsuite.plugins.music.events import write_midi
 from torchsuite.plugins.music.task import MusicConfig, MusicTask
 
 pytest.importorskip("fastapi")
-
-
-def _post(url: str, payload: Any) -> tuple[int, Any]:
-    req = urllib.request.Request(url, data=json.dumps(payload).encode(),
-                                 headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=60) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read())
 
 
 @pytest.fixture
@@ -41,20 +29,20 @@ def server() -> Any:
 
 
 def test_a_request_returns_a_playable_piece_and_same_seed_same_piece(server: str) -> None:
-    status, body = _post(server, {"style": "irish", "bars": 2, "seed": 3})
+    status, body = post_json(server, {"style": "irish", "bars": 2, "seed": 3})
     assert status == 200, body
     assert body["style"] == "irish" and 1 <= body["bars"] <= 2
     midi = pretty_midi.PrettyMIDI(io.BytesIO(base64.b64decode(body["midi_base64"])))
     notes = sorted((round(n.pitch), n.start) for i in midi.instruments for n in i.notes)
     assert len(notes) == len(body["notes"])
     assert sorted(p for p, _ in notes) == sorted(n[2] for n in body["notes"])
-    assert _post(server, {"style": "irish", "bars": 2, "seed": 3})[1]["notes"] == body["notes"]
+    assert post_json(server, {"style": "irish", "bars": 2, "seed": 3})[1]["notes"] == body["notes"]
 
 
 def test_a_midi_prompt_is_continued(server: str, piece: Any, tmp_path: Any) -> None:
     path = write_midi(piece, tmp_path / "prompt.mid")
     prompt = base64.b64encode(path.read_bytes()).decode()
-    status, body = _post(server, {"style": "bach", "bars": 8, "prompt_midi": prompt})
+    status, body = post_json(server, {"style": "bach", "bars": 8, "prompt_midi": prompt})
     assert status == 200, body
     first = {(n.start, n.pitch) for n in piece.notes}
     got = {(n[0], n[2]) for n in body["notes"]}
@@ -70,5 +58,5 @@ def test_a_midi_prompt_is_continued(server: str, piece: Any, tmp_path: Any) -> N
     ([1, 2], "expected a JSON object"),
 ])
 def test_bad_fields_get_a_reason(server: str, payload: Any, reason: str) -> None:
-    status, body = _post(server, payload)
+    status, body = post_json(server, payload)
     assert status == 422 and reason in body["error"], body

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import torch
 import torch.nn.functional as F
+from suite_testing import post_json
 from torchsuite.core import resolve_config
 from torchsuite.core.cli import main
 from torchsuite.core.train import best_checkpoint, fit, load_checkpoint
@@ -150,8 +151,6 @@ def test_fresh_user_gets_prepare_instructions(
 def test_serve_translates_text_over_http(trained: dict[str, Any]) -> None:
     pytest.importorskip("fastapi")
     import threading
-    import urllib.error
-    import urllib.request
 
     from torchsuite.core.lifecycle.serve import (
         ServeAdapter,
@@ -165,27 +164,18 @@ def test_serve_translates_text_over_http(trained: dict[str, Any]) -> None:
     expected = Translator(model, task.vocab, task.decode_options()).translate(
         [p[0] for p in pairs[:6]])
 
-    def post(url: str, payload: Any) -> tuple[int, Any]:
-        req = urllib.request.Request(url, data=json.dumps(payload).encode(),
-                                     headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(req, timeout=60) as resp:
-                return resp.status, json.loads(resp.read())
-        except urllib.error.HTTPError as err:
-            return err.code, json.loads(err.read())
-
     app = build_app(ServeAdapter(task, model), ServeOptions(max_wait_ms=50.0))
     with serve_in_thread(app) as url:
         predict = f"{url}/v1/tasks/translation/predict"
         got: dict[int, Any] = {}
         threads = [threading.Thread(target=lambda i=i: got.__setitem__(
-            i, post(predict, {"text": pairs[i][0]}))) for i in range(6)]
+            i, post_json(predict, {"text": pairs[i][0]}))) for i in range(6)]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
         assert [got[i] for i in range(6)] == [(200, {"translation": e}) for e in expected]
-        status, body = post(predict, {"txt": "x"})
+        status, body = post_json(predict, {"txt": "x"})
         assert status == 422 and '{"text"' in body["error"]
-        status, body = post(predict, {"text": "x" * 3000})
+        status, body = post_json(predict, {"text": "x" * 3000})
         assert status == 422 and "at most 2000" in body["error"]
