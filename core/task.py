@@ -217,6 +217,15 @@ class Task(Generic[ConfigT]):
             raise DataError(f"split '{split}' of task '{self.name}' is empty; nothing to evaluate.")
         return {k: v / weight for k, v in totals.items()}
 
+    def after_evaluate(self, run_dir: Path, split: str) -> dict[str, Any]:
+        """Called by ``suite eval`` right after :meth:`evaluate` on the same task instance.
+
+        Write what a reader needs beside the numbers (hypotheses, plots) under
+        ``run_dir / "samples"`` and return JSON-able details (e.g. metric signatures) that
+        ``suite eval`` prints and stores in ``eval-<split>.json``. The default adds nothing.
+        """
+        return {}
+
     def on_fit_end(self, run_dir: Path, model: nn.Module | None = None) -> Any:
         """Called once on the main process when training ends (not when it was interrupted).
 

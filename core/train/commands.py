@@ -104,10 +104,13 @@ def _eval(args: argparse.Namespace) -> int:
     metrics = task.evaluate(model, args.split)
     for key, value in metrics.items():
         print(f"{args.split}.{key} = {value:.4f}")
+    details = task.after_evaluate(run_dir, args.split)
+    for key, value in details.items():
+        print(f"{args.split}.{key}: {value}")
     out = run_dir / f"eval-{args.split}{'-ema' if args.ema else ''}.json"
     out.write_text(json.dumps({"checkpoint": str(path), "split": args.split,
-                               "weights": "ema" if args.ema else "model", **metrics},
-                              indent=2) + "\n")
+                               "weights": "ema" if args.ema else "model", **metrics,
+                               **details}, indent=2) + "\n")
     print(f"wrote {out}")
     return 0
 

@@ -245,6 +245,14 @@ class TranslationTask(Task[TranslationConfig]):
             (out / f"hyp-{split}.txt").write_text("\n".join(hyps) + "\n", encoding="utf-8")
         return scores
 
+    def after_evaluate(self, run_dir: Path, split: str) -> dict[str, Any]:
+        """``suite eval translation``: the hypotheses to ``samples/hyp-<split>.txt`` and the
+        sacreBLEU signatures of the scores just printed."""
+        out = run_dir / "samples" / f"hyp-{split}.txt"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text("\n".join(self.last_hypotheses) + "\n", encoding="utf-8")
+        return {"signatures": dict(self.last_signatures), "hypotheses": str(out)}
+
     # ------------------------------------------------------------------ serving
     def serve_decode(self, payload: Any) -> list[int]:
         """``suite serve translation`` request ``{"text": ...}`` -> source ids."""

@@ -179,3 +179,17 @@ def test_serve_translates_text_over_http(trained: dict[str, Any]) -> None:
         assert status == 422 and '{"text"' in body["error"]
         status, body = post_json(predict, {"text": "x" * 3000})
         assert status == 422 and "at most 2000" in body["error"]
+
+
+def test_core_eval_writes_hypotheses_and_signatures(
+    trained: dict[str, Any], capsys: pytest.CaptureFixture[str],
+) -> None:
+    run = trained["run"]
+    assert main(["eval", "translation", "--from", str(run), "--split", "train",
+                 "decode.beam=1"]) == 0
+    out = capsys.readouterr().out
+    assert "train.bleu = " in out and "nrefs:1|case:mixed" in out
+    saved = json.loads((run / "eval-train.json").read_text())
+    assert saved["signatures"]["bleu"].startswith("nrefs:1")
+    hyps = (run / "samples" / "hyp-train.txt").read_text(encoding="utf-8").splitlines()
+    assert len(hyps) == len(trained["pairs"]) and saved["hypotheses"].endswith("hyp-train.txt")
