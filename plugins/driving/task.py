@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import fnmatch
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +31,7 @@ from torchsuite.core.data import (
     assign_split,
     read_manifest,
 )
+from torchsuite.core.data.preprocess import FeatureStats, load_stats
 
 from .drives import SENSORS, drive_records, load_drive, record_drive, validate_drive
 from .expert import N_WAYPOINTS
@@ -40,7 +40,8 @@ from .sim.world import Scenario, ScenarioConfig, make_scenario
 
 __all__ = ["DrivingConfig", "DrivingTask"]
 
-STATS_FILE = "norm_stats.json"
+#: Inputs the planner normalizes with training-split statistics.
+NORMALIZED = ("imu", "route", "radar")
 
 
 @dataclass
@@ -206,7 +207,8 @@ class DrivingTask(Task[DrivingConfig]):
                             f"drive or a directory of them (plugins/driving/FORMAT.md).")
         out = self.data_dir
         spec = SplitSpec(salt=d.salt)
-        stats: dict[str, list[np.ndarray]] = {"imu": [], "route": [], "radar": []}
+        # streaming statistics of the training split (memory does not grow with the drives)
+        stats = {k: FeatureStats() for k in NORMALIZED}
         counts: dict[str, int] = {}
         with DatasetWriter(out, salt=d.salt, overwrite=d.overwrite, shard_bytes=32 << 20,
                            meta={"task": self.name, "source": str(source or "simulator")}) as w:
@@ -216,28 +218,35 @@ class DrivingTask(Task[DrivingConfig]):
                     w.add(rec, split=split, group=gid)
                     counts[split] = counts.get(split, 0) + 1
                     if split == "train":
-                        stats["imu"].append(rec["imu"])
-                        stats["route"].append(rec["route"])
-                        stats["radar"].extend(rec["radar"][rec["radar"][:, 3] > 0])
+                        stats["imu"].update(rec["imu"][None])
+                        stats["route"].update(rec["route"][None])
+                        stats["radar"].update(rec["radar"][rec["radar"][:, 3] > 0])
             if not counts.get("train"):
                 # Raised inside the writer: it aborts and leaves no half data set behind.
                 raise DataError(f"{out}: no training frames were written (frames per split: "
                                 f"{counts}); use more drives (--drives N) or longer logged "
                                 f"drives.")
-        norm = {}
-        for k, rows in stats.items():
-            arr = np.asarray(rows, dtype=np.float64).reshape(-1, 4 if k != "route" else 10)
-            if len(arr) == 0:
-                arr = np.zeros((1, arr.shape[1]))
-            norm[f"{k}_mean"] = arr.mean(0).tolist()
-            norm[f"{k}_std"] = (arr.std(0) + 1e-3).tolist()
-        (out / STATS_FILE).write_text(json.dumps(norm, indent=1))
+            for k, st in stats.items():
+                if st.num_features:  # a drive set without radar targets has no radar stats
+                    w.add_stats(k, st)
         print("frames per split: " + ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
         return out
 
     def norm_stats(self) -> dict[str, list[float]]:
-        path = self.data_dir / STATS_FILE
-        return json.loads(path.read_text()) if path.is_file() else {}
+        """Per-feature mean/std of the training split that the model normalizes with
+        (kept in the manifest by the core's preprocess statistics)."""
+        manifest = self.data_dir / "manifest.json"
+        if not manifest.is_file():
+            return {}
+        saved = read_manifest(self.data_dir).preprocess
+        norm: dict[str, list[float]] = {}
+        for k in NORMALIZED:
+            if k not in saved:
+                continue
+            st = load_stats(self.data_dir, k)
+            norm[f"{k}_mean"] = np.nan_to_num(st.mean).tolist()
+            norm[f"{k}_std"] = (np.nan_to_num(st.std, nan=1.0) + 1e-3).tolist()
+        return norm
 
     def datasets(self) -> dict[str, ShardedDataset]:
         if not (self.data_dir / "manifest.json").is_file():

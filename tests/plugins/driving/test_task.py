@@ -64,6 +64,19 @@ def test_records_hold_sensors_and_labels(prepared: DrivingTask) -> None:
     assert rec["waypoints"].shape == (6, 2) and rec["target_speed"].ndim == 0
 
 
+def test_normalization_stats_are_those_of_the_training_frames(prepared: DrivingTask) -> None:
+    train = prepared.datasets()["train"]
+    imu = np.stack([np.asarray(train[i]["imu"], dtype=np.float64) for i in range(len(train))])
+    route = np.stack([np.asarray(train[i]["route"], dtype=np.float64)
+                      for i in range(len(train))])
+    norm = prepared.norm_stats()
+    np.testing.assert_allclose(norm["imu_mean"], imu.mean(0), rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(norm["imu_std"], imu.std(0, ddof=1) + 1e-3, rtol=1e-6)
+    np.testing.assert_allclose(norm["route_mean"], route.mean(0), rtol=1e-6, atol=1e-9)
+    model = prepared.build_model()
+    assert torch.equal(model.imu_mean, torch.tensor(norm["imu_mean"], dtype=torch.float32))
+
+
 def test_prepare_refuses_to_overwrite(prepared: DrivingTask) -> None:
     with pytest.raises(DataError, match="already holds a data set"):
         prepared.prepare(None)
