@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 import torch
 import torchaudio
 from torch import nn
+from torchsuite.core.data.preprocess import FeatureStats, Normalize
 
 from .data import SegmentDataset, collate_segments
 from .features import (
@@ -85,12 +86,20 @@ def f0_agreement(wave: torch.Tensor, ref_f0: torch.Tensor, ref_voiced: torch.Ten
 
 
 class VoiceClassifier(nn.Module):
-    """Mean and std of log-mel bands over time -> 2-layer MLP -> voice."""
+    """Mean and std of log-mel bands over time -> normalize -> 2-layer MLP -> voice.
 
-    def __init__(self, voices: list[str], n_mels: int) -> None:
+    Args:
+        voices: Voice names, the class order.
+        n_mels: Mel bands of the features.
+        stats: Statistics of the training features (``FeatureStats`` over
+            :meth:`features` rows); the classifier normalizes its input with them, so
+            train and evaluation see the same fixed transform.
+    """
+
+    def __init__(self, voices: list[str], n_mels: int, stats: FeatureStats | None = None) -> None:
         super().__init__()
         self.voices = voices
-        self.norm = nn.BatchNorm1d(2 * n_mels, affine=False)
+        self.norm: nn.Module = Normalize.from_stats(stats) if stats is not None else nn.Identity()
         self.net = nn.Sequential(nn.Linear(2 * n_mels, 64), nn.ReLU(), nn.Linear(64, len(voices)))
 
     @staticmethod
@@ -128,8 +137,8 @@ def train_voice_classifier(task: MusicAudioTask) -> VoiceClassifier | None:
     # Its own seeded init keeps the global RNG (and so the trainer's resume) untouched.
     with torch.enable_grad(), torch.random.fork_rng():
         torch.manual_seed(0)
-        clf = VoiceClassifier(voices, spec.n_mels)
         feats = VoiceClassifier.features(batch["audio"], spec)
+        clf = VoiceClassifier(voices, spec.n_mels, FeatureStats().update(feats))
         labels = torch.tensor([voices.index(v) for v in batch["voice"]])
         opt = torch.optim.Adam(clf.parameters(), lr=3e-3)
         clf.train()
