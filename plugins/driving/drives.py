@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import torch
 from torchsuite.core import DataError
 
 from .closed_loop import DriveResult, Policy, run_scenario
@@ -19,12 +20,14 @@ from .sim.sensors import SensorConfig, sensor_shapes
 from .sim.world import Scenario, World
 
 __all__ = [
+    "MANEUVERS",
     "OPTIONAL_FIELDS",
     "SENSORS",
     "STATE_FIELDS",
     "SteeringNoise",
     "drive_records",
     "load_drive",
+    "maneuver_ids",
     "record_drive",
     "save_drive",
     "validate_drive",
@@ -277,3 +280,26 @@ def drive_records(drive: dict[str, np.ndarray]) -> list[dict[str, np.ndarray]]:
         rec["accel"] = np.float32(acc[i])
         out.append(rec)
     return out
+
+
+#: Maneuver classes of a labelled frame, for class balancing (index = class id).
+MANEUVERS = ("cruise", "brake", "left", "right")
+
+
+def maneuver_ids(waypoints: torch.Tensor, accel: torch.Tensor) -> torch.Tensor:
+    """Maneuver class per frame from its labels: braking harder than 1 m/s², else a
+    turn or lane change when the last planned waypoint lies over 2 m to a side
+    (ego frame: x forward, y left), else cruising.
+
+    Args:
+        waypoints: ``[B, W, 2]`` planned waypoints.
+        accel: ``[B]`` acceleration labels (m/s²).
+
+    Returns:
+        ``[B]`` int64 indices into :data:`MANEUVERS`.
+    """
+    lateral = waypoints[:, -1, 1]
+    ids = torch.zeros(lateral.shape, dtype=torch.long)
+    ids = torch.where(lateral > 2.0, 2, ids)
+    ids = torch.where(lateral < -2.0, 3, ids)
+    return torch.where(accel < -1.0, 1, ids)

@@ -31,9 +31,24 @@ from torchsuite.core.data import (
     assign_split,
     read_manifest,
 )
-from torchsuite.core.data.preprocess import FeatureStats, load_stats
+from torchsuite.core.data.preprocess import (
+    FeatureStats,
+    class_loss_weights,
+    class_mix,
+    load_labels,
+    load_stats,
+    save_labels,
+)
 
-from .drives import SENSORS, drive_records, load_drive, record_drive, validate_drive
+from .drives import (
+    MANEUVERS,
+    SENSORS,
+    drive_records,
+    load_drive,
+    maneuver_ids,
+    record_drive,
+    validate_drive,
+)
 from .expert import N_WAYPOINTS
 from .sim.sensors import SensorConfig
 from .sim.world import Scenario, ScenarioConfig, make_scenario
@@ -72,6 +87,9 @@ class DrivingData(DataConfig):
     target_pattern: str = option("", "--source drives whose file stem matches this glob go "
                                      "to the target split")
     overwrite: bool = option(False, "replace an existing prepared data set")
+    balance_maneuvers: bool = option(
+        False, "re-weight the training loss so cruise/brake/left/right frames (class mix "
+        "printed by prepare) each get an equal share")
 
 
 @dataclass
@@ -140,6 +158,7 @@ class DrivingTask(Task[DrivingConfig]):
     description = ("multi-sensor driving simulator, A*/lattice/ACC expert, sensor-fusion "
                    "planner, closed-loop evaluation (`suite drive ...`)")
     status = TaskStatus.READY
+    _maneuver_weights: torch.Tensor | None = None  # set on first use (maneuver_weights())
 
     # ------------------------------------------------------------------ data
     def scenario_config(self, target: bool = False) -> ScenarioConfig:
@@ -209,6 +228,7 @@ class DrivingTask(Task[DrivingConfig]):
         spec = SplitSpec(salt=d.salt)
         # streaming statistics of the training split (memory does not grow with the drives)
         stats = {k: FeatureStats() for k in NORMALIZED}
+        maneuvers: list[int] = []  # one class id per training frame, in record order
         counts: dict[str, int] = {}
         with DatasetWriter(out, salt=d.salt, overwrite=d.overwrite, shard_bytes=32 << 20,
                            meta={"task": self.name, "source": str(source or "simulator")}) as w:
@@ -221,6 +241,9 @@ class DrivingTask(Task[DrivingConfig]):
                         stats["imu"].update(rec["imu"][None])
                         stats["route"].update(rec["route"][None])
                         stats["radar"].update(rec["radar"][rec["radar"][:, 3] > 0])
+                        maneuvers.append(int(maneuver_ids(
+                            torch.as_tensor(rec["waypoints"])[None],
+                            torch.as_tensor([float(rec["accel"])]))[0]))
             if not counts.get("train"):
                 # Raised inside the writer: it aborts and leaves no half data set behind.
                 raise DataError(f"{out}: no training frames were written (frames per split: "
@@ -229,8 +252,21 @@ class DrivingTask(Task[DrivingConfig]):
             for k, st in stats.items():
                 if st.num_features:  # a drive set without radar targets has no radar stats
                     w.add_stats(k, st)
+        save_labels(out, "train", "maneuver", np.asarray(maneuvers, np.int64))
         print("frames per split: " + ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
+        mix = class_mix(maneuvers, classes=range(len(MANEUVERS)))
+        print("training maneuver mix: " + ", ".join(
+            f"{MANEUVERS[c]} {share:.1%}" for c, share in mix.items())
+            + " (data.balance_maneuvers=true equalizes their share of the loss)")
         return out
+
+    def maneuver_weights(self) -> torch.Tensor:
+        """Per-class loss weights ``[len(MANEUVERS)]`` from the saved training labels."""
+        if self._maneuver_weights is None:
+            labels = load_labels(self.data_dir, "train", "maneuver")
+            w, _ = class_loss_weights(labels, classes=range(len(MANEUVERS)))
+            self._maneuver_weights = w.float()
+        return self._maneuver_weights
 
     def norm_stats(self) -> dict[str, list[float]]:
         """Per-feature mean/std of the training split that the model normalizes with
@@ -267,20 +303,29 @@ class DrivingTask(Task[DrivingConfig]):
         return FusionPlanner(camera_backbone=m.camera_backbone, fusion=m.fusion, width=m.width,
                              n_waypoints=N_WAYPOINTS, stats=self.norm_stats())
 
-    def _loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> StepOutput:
+    def _loss(self, model: nn.Module, batch: dict[str, torch.Tensor],
+              balanced: bool = False) -> StepOutput:
         wp, speed, accel = model(*(batch[k] for k in SENSORS))
-        l_wp = F.l1_loss(wp, batch["waypoints"].float())
+        target_wp = batch["waypoints"].float()
+        l_wp = F.l1_loss(wp, target_wp)
         l_sp = F.l1_loss(speed, batch["target_speed"].float())
         l_ac = F.l1_loss(accel, batch["accel"].float())
         m = self.cfg.model
         loss = l_wp + m.speed_weight * l_sp + m.accel_weight * l_ac
+        if balanced:  # the same terms per frame, weighted by its maneuver class
+            w = self.maneuver_weights().to(wp.device)[
+                maneuver_ids(target_wp.cpu(), batch["accel"].float().cpu()).to(wp.device)]
+            per_frame = ((wp - target_wp).abs().mean((1, 2))
+                         + m.speed_weight * (speed - batch["target_speed"].float()).abs()
+                         + m.accel_weight * (accel - batch["accel"].float()).abs())
+            loss = (w * per_frame).mean()
         ade = (wp - batch["waypoints"].float()).norm(dim=-1).mean()
         return StepOutput(loss, {"wp_l1": l_wp.detach(), "speed_l1": l_sp.detach(),
                                  "accel_l1": l_ac.detach(), "ade_m": ade.detach()},
                           weight=float(wp.shape[0]))
 
     def training_step(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> StepOutput:
-        return self._loss(model, batch)
+        return self._loss(model, batch, balanced=self.cfg.data.balance_maneuvers)
 
     def example_inputs(self) -> tuple[torch.Tensor, ...]:
         s = SensorConfig()

@@ -10,9 +10,10 @@ import pytest
 import torch
 from torchsuite.core import DataError, resolve_config
 from torchsuite.core.data import ShardedDataset, check_dataset, group_hash, read_manifest
+from torchsuite.core.data.preprocess import load_labels
 from torchsuite.core.train import fit
 from torchsuite.plugins.driving.closed_loop import run_scenario
-from torchsuite.plugins.driving.drives import save_drive
+from torchsuite.plugins.driving.drives import maneuver_ids, save_drive
 from torchsuite.plugins.driving.policy import LearnedPolicy, load_planner
 from torchsuite.plugins.driving.sim.world import make_scenario
 from torchsuite.plugins.driving.task import DrivingConfig, DrivingTask
@@ -75,6 +76,31 @@ def test_normalization_stats_are_those_of_the_training_frames(prepared: DrivingT
     np.testing.assert_allclose(norm["route_mean"], route.mean(0), rtol=1e-6, atol=1e-9)
     model = prepared.build_model()
     assert torch.equal(model.imu_mean, torch.tensor(norm["imu_mean"], dtype=torch.float32))
+
+
+def test_maneuver_classes_come_from_the_labels() -> None:
+    wp = torch.zeros(4, 6, 2)
+    wp[1, -1, 1], wp[2, -1, 1], wp[3, -1, 1] = 3.0, -3.0, 3.0
+    accel = torch.tensor([0.0, 0.0, 0.0, -2.0])
+    assert maneuver_ids(wp, accel).tolist() == [0, 2, 3, 1]  # cruise, left, right, brake
+
+
+def test_balanced_loss_gives_each_maneuver_an_equal_share(prepared: DrivingTask) -> None:
+    train = prepared.datasets()["train"]
+    labels = load_labels(prepared.data_dir, "train", "maneuver")
+    batch = prepared.collate([train[i] for i in range(len(train))])
+    assert labels.tolist() == maneuver_ids(batch["waypoints"].float(),
+                                           batch["accel"].float()).tolist()
+    w = prepared.maneuver_weights()
+    present = np.bincount(labels, minlength=len(w)) > 0
+    shares = np.bincount(labels, weights=w[labels].numpy(), minlength=len(w))[present]
+    np.testing.assert_allclose(shares / shares.sum(), 1 / present.sum(), rtol=1e-5)
+    model = prepared.build_model()
+    torch.manual_seed(0)
+    plain = prepared._loss(model, batch).loss
+    torch.manual_seed(0)
+    balanced = prepared._loss(model, batch, balanced=True).loss
+    assert torch.isfinite(balanced) and not torch.isclose(plain, balanced)
 
 
 def test_prepare_refuses_to_overwrite(prepared: DrivingTask) -> None:
