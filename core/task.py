@@ -217,12 +217,14 @@ class Task(Generic[ConfigT]):
             raise DataError(f"split '{split}' of task '{self.name}' is empty; nothing to evaluate.")
         return {k: v / weight for k, v in totals.items()}
 
-    def after_evaluate(self, run_dir: Path, split: str) -> dict[str, Any]:
+    def after_evaluate(self, run_dir: Path, split: str, model: nn.Module) -> dict[str, Any]:
         """Called by ``suite eval`` right after :meth:`evaluate` on the same task instance.
 
-        Write what a reader needs beside the numbers (hypotheses, plots) under
-        ``run_dir / "samples"`` and return JSON-able details (e.g. metric signatures) that
-        ``suite eval`` prints and stores in ``eval-<split>.json``. The default adds nothing.
+        The place for what only a standalone evaluation should pay for (the Trainer's
+        periodic dev evaluations never call it): write what a reader needs beside the
+        numbers (hypotheses, plots) under ``run_dir / "samples"`` and return JSON-able
+        details (metric signatures, statistics of generated samples) that ``suite eval``
+        prints and stores in ``eval-<split>.json``. The default adds nothing.
         """
         return {}
 

@@ -104,9 +104,10 @@ def _eval(args: argparse.Namespace) -> int:
     metrics = task.evaluate(model, args.split)
     for key, value in metrics.items():
         print(f"{args.split}.{key} = {value:.4f}")
-    details = task.after_evaluate(run_dir, args.split)
+    details = task.after_evaluate(run_dir, args.split, model)
     for key, value in details.items():
-        print(f"{args.split}.{key}: {value}")
+        print(f"{args.split}.{key} = {value:.4f}" if isinstance(value, float)
+              else f"{args.split}.{key}: {value}")
     out = run_dir / f"eval-{args.split}{'-ema' if args.ema else ''}.json"
     out.write_text(json.dumps({"checkpoint": str(path), "split": args.split,
                                "weights": "ema" if args.ema else "model", **metrics,

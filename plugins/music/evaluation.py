@@ -67,27 +67,7 @@ def evaluate_music(task: MusicTask, model: nn.Module, split: str) -> dict[str, f
     nll, count = token_nll(task, model, split)
     out: dict[str, float] = {"nll": nll, "ppl": math.exp(min(nll, 50.0)), "tokens": float(count)}
     out.update(baseline_nll(task, split))
-    cfg = task.cfg.eval
-    # generating eval.pieces pieces takes minutes: only for `suite eval`, not for the
-    # evaluations the trainer or a fine-tuning run make along the way
-    in_training = getattr(task, "_ft", None) is not None or _in_trainer()
-    if cfg.pieces > 0 and not in_training:
-        out.update(music_stats(task, model, split, cfg.pieces, cfg.bars))
     return out
-
-
-def _in_trainer() -> bool:
-    """Whether the core Trainer's loop is on the call stack (its periodic dev evaluations)."""
-    import sys
-
-    from torchsuite.core.train.trainer import Trainer
-
-    frame = sys._getframe(1)
-    while frame is not None:
-        if isinstance(frame.f_locals.get("self"), Trainer):
-            return True
-        frame = frame.f_back
-    return False
 
 
 def music_stats(task: MusicTask, model: nn.Module, split: str, n: int,

@@ -288,13 +288,18 @@ class MusicTask(Task[MusicConfig]):
         return self._loss(model, batch)
 
     def evaluate(self, model: nn.Module, split: str) -> dict[str, float]:
-        """Token NLL/perplexity next to unigram and n-gram baselines on the same tokens;
-        outside training (``suite eval music``) also musical statistics of ``eval.pieces``
-        generated pieces vs the split's real ones.
-        """
+        """Token NLL/perplexity next to unigram and n-gram baselines on the same tokens."""
         from .evaluation import evaluate_music
 
         return evaluate_music(self, model, split)
+
+    def after_evaluate(self, run_dir: Path, split: str, model: nn.Module) -> dict[str, Any]:
+        """``suite eval music``: musical statistics of ``eval.pieces`` generated pieces vs
+        the split's real ones (minutes of generation, so never during training)."""
+        from .evaluation import music_stats
+
+        cfg = self.cfg.eval
+        return music_stats(self, model, split, cfg.pieces, cfg.bars) if cfg.pieces > 0 else {}
 
     def example_inputs(self) -> tuple[Any, ...]:
         return (torch.tensor([[self.tok.style_id("bach"), self.tok.tok("Meter", 16),

@@ -245,7 +245,7 @@ class TranslationTask(Task[TranslationConfig]):
             (out / f"hyp-{split}.txt").write_text("\n".join(hyps) + "\n", encoding="utf-8")
         return scores
 
-    def after_evaluate(self, run_dir: Path, split: str) -> dict[str, Any]:
+    def after_evaluate(self, run_dir: Path, split: str, model: nn.Module) -> dict[str, Any]:
         """``suite eval translation``: the hypotheses to ``samples/hyp-<split>.txt`` and the
         sacreBLEU signatures of the scores just printed."""
         out = run_dir / "samples" / f"hyp-{split}.txt"
@@ -263,8 +263,9 @@ class TranslationTask(Task[TranslationConfig]):
     def serve_predict(self, model: nn.Module, examples: list[list[int]]) -> list[str]:
         from .serving import translate_batch
 
-        args = {"opts": self.decode_options(), "max_tokens": self.cfg.decode.max_tokens}
-        return translate_batch(model, self.vocab, args, examples)
+        translator = Translator(model, self.vocab, self.decode_options(),  # type: ignore[arg-type]
+                                self.cfg.decode.max_tokens)
+        return translate_batch(translator, examples)
 
     def serve_encode(self, output: str) -> dict[str, str]:
         return {"translation": output}
