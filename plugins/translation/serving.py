@@ -13,8 +13,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from torch import nn
-
 from .translate import Translator
 
 __all__ = ["MAX_CHARS", "decode_request", "translate_batch"]
@@ -36,8 +34,6 @@ def decode_request(vocab: Any, payload: Any) -> list[int]:
     return [int(i) for i in vocab.src.encode([text.strip()])[0]]
 
 
-def translate_batch(model: nn.Module, vocab: Any, translator_args: dict[str, Any],
-                    sources: list[list[int]]) -> list[str]:
+def translate_batch(translator: Translator, sources: list[list[int]]) -> list[str]:
     """Translations of a dynamic batch of encoded sentences, in request order."""
-    translator = Translator(model, vocab, **translator_args)  # type: ignore[arg-type]
-    return [str(s) for s in vocab.tgt.decode(translator.translate_ids(sources))]
+    return [str(s) for s in translator.vocab.tgt.decode(translator.translate_ids(sources))]
