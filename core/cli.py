@@ -76,44 +76,44 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _split_extra(words: list[str]) -> tuple[list[str], list[str]]:
-    """Separate ``KEY=VALUE`` override words from ``--flag [VALUE]`` words."""
+def _extra_overrides(words: list[str], section: str | None) -> tuple[list[str], list[str]]:
+    """Words argparse left over -> (config overrides, words still unknown).
+
+    ``KEY=VALUE`` words are overrides (argparse fills the positional list only once, so
+    they arrive here when they follow an option). With a flag ``section``, ``--key VALUE``
+    and ``--key=VALUE`` become ``section.key=VALUE`` (``--max-len 200`` ->
+    ``data.max_len=200``), placed after the ``KEY=VALUE`` words; without one, flags stay
+    unknown for argparse to report.
+    """
     overrides: list[str] = []
-    flags: list[str] = []
+    from_flags: list[str] = []
+    unknown: list[str] = []
     i = 0
     while i < len(words):
         word = words[i]
         if word.startswith("--"):
-            flags.append(word)
-            takes_value = "=" not in word and i + 1 < len(words)
-            if takes_value and not words[i + 1].startswith("--"):
-                flags.append(words[i + 1])
-                i += 1
-        elif "=" in word and not word.startswith("-"):
-            overrides.append(word)
-        else:
-            flags.append(word)
-        i += 1
-    return overrides, flags
-
-
-def _flags_to_overrides(words: list[str], section: str) -> list[str]:
-    """``["--src", "a.de", "--max-len=200"]`` -> ``["data.src=a.de", "data.max_len=200"]``."""
-    out: list[str] = []
-    i = 0
-    while i < len(words):
-        word = words[i]
-        if not word.startswith("--") or len(word) < 3:
-            raise SuiteError(f"unexpected argument '{word}'; see `suite ... --help`.")
-        key, eq, value = word[2:].partition("=")
-        if not eq:
-            if i + 1 >= len(words) or words[i + 1].startswith("--"):
+            key, eq, value = word[2:].partition("=")
+            takes_next = not eq and i + 1 < len(words) and not words[i + 1].startswith("--")
+            if takes_next:
+                value = words[i + 1]
+            if section is None:
+                unknown += words[i:i + 1 + takes_next]
+            elif not key:
+                raise SuiteError(f"unexpected argument '{word}'; see `suite ... --help`.")
+            elif not eq and not takes_next:
                 raise SuiteError(f"flag '{word}' needs a value, e.g. {word} VALUE.")
-            value = words[i + 1]
-            i += 1
-        out.append(f"{section}.{key.replace('-', '_')}={_quote(value)}")
+            else:
+                from_flags.append(f"{section}.{key.replace('-', '_')}={_quote(value)}")
+            i += 1 + takes_next
+            continue
+        if "=" in word and not word.startswith("-"):
+            overrides.append(word)
+        elif section is None:
+            unknown.append(word)
+        else:
+            raise SuiteError(f"unexpected argument '{word}'; see `suite ... --help`.")
         i += 1
-    return out
+    return [*overrides, *from_flags], unknown
 
 
 def _quote(value: str) -> str:
@@ -143,14 +143,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args, extra = parser.parse_known_args(argv)
         cmd: Command | None = getattr(args, "_command", None)
         if extra and hasattr(args, "overrides"):
-            # argparse fills a positional list once, so `KEY=VALUE` words after a flag
-            # (`suite train T --name x train.max_steps=1`) arrive here: keep them.
-            words, flags = _split_extra(extra)
+            section = cmd.flag_section if cmd is not None else None
+            words, extra = _extra_overrides(extra, section)
             args.overrides = [*args.overrides, *words]
-            extra = flags
-            if extra and cmd is not None and cmd.flag_section is not None:
-                args.overrides = [*args.overrides, *_flags_to_overrides(extra, cmd.flag_section)]
-                extra = []
         if extra:
             parser.parse_args(argv)  # let argparse report the unknown words its usual way
         if cmd is None:
