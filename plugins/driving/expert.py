@@ -142,6 +142,11 @@ class ExpertPolicy:
         want = int(path.at(s, "route_lane"))
         if lane == want:
             return 0.0
+        gap, v_lead = _lead_in_lane(world, want)
+        if gap < 40.0 and v_lead < 0.5:
+            # The lane the route needs is blocked by something standing: pass it first and
+            # merge behind it (pulling in now only parks us behind it).
+            return 0.5
         # Distance to the end of the current edge: urgency grows as the junction nears.
         idx = path.edge_index
         k = int(path._idx(np.asarray(s)))
@@ -172,14 +177,17 @@ class ExpertPolicy:
         best: tuple[float, int, float, float, np.ndarray, np.ndarray] | None = None
         t = self.horizon
         for lane in range(max(cur - 1, 0), min(cur + 2, path.lanes)):
-            gap, v_lead = _lead_in_lane(world, lane)
+            own_gap, own_v = _lead_in_lane(world, lane)
+            gap, v_lead = own_gap, own_v
             if lane != cur:  # the car ahead in our own lane still matters while we move over
                 g2, v2 = _lead_in_lane(world, cur)
                 if g2 < gap and g2 < 15.0:
-                    gap, v_lead = g2, v2
+                    # Pulling out from behind something standing may creep to within a
+                    # metre of it; with the full standstill gap a stopped car never starts.
+                    gap, v_lead = (g2 + ACC_S0 - 1.0 if v2 < 0.5 else g2), v2
             a, emergency = acc_accel(e.v, v_des, gap, v_lead, self.prev_a, world.dt)
             # A lane blocked by something standing still costs far more than a detour.
-            blocked = 20.0 if (gap < 30.0 and v_lead < 0.5) else 0.0
+            blocked = 20.0 if (own_gap < 30.0 and own_v < 0.5) else 0.0
             unsafe = lane != cur and _follower_unsafe(world, lane)
             v_traj = np.maximum(e.v + a * t, 0.0)
             s_traj = e.s + (e.v + v_traj) / 2 * t
@@ -263,7 +271,9 @@ class Tracker:
         err = plan.target_speed - v
         self.integral = float(np.clip(self.integral + err * dt, -5.0, 5.0))
         accel = plan.accel + self.kp * err * 0.3 + self.ki * self.integral * 0.2
-        if plan.target_speed < 0.3 and v < 0.5:
-            accel = min(accel, -1.0)  # hold still
+        if plan.target_speed < 0.3 and plan.accel <= 0.0 and v < 0.5:
+            # Hold still, unless the plan asks to creep forward (pulling out from behind a
+            # parked car starts at walking pace: holding then would deadlock the plan).
+            accel = min(accel, -1.0)
         return accel, steer
 

@@ -13,7 +13,7 @@ from .drives import SENSORS
 from .expert import Plan
 from .sim.world import World
 
-__all__ = ["ABLATABLE", "LearnedPolicy", "load_planner"]
+__all__ = ["ABLATABLE", "LearnedPolicy", "load_planner", "planner_from_run"]
 
 #: Sensors an ablation may remove (zero); the route is the navigation goal, not a sensor.
 ABLATABLE = ("camera", "lidar", "radar", "imu")
@@ -50,3 +50,16 @@ def load_planner(task: Any, run_dir: Path) -> nn.Module:
     load_model_state(model, load_checkpoint(path), task=task.name, path=path)
     print(f"loaded {path}")
     return model.eval()
+
+
+def planner_from_run(task: Any, ref: str | Path) -> nn.Module:
+    """Run ``ref``'s planner, built with the architecture saved in that run's config.
+
+    ``task`` supplies only the task class: the run may have been trained with another
+    width or fusion than the current config says (earlier DAgger iterations).
+    """
+    from torchsuite.core import find_run, read_run_config, resolve_config
+
+    run = find_run(ref, task.name)
+    _, saved = read_run_config(run)
+    return load_planner(type(task)(resolve_config(type(task).Config, base=saved)), run)

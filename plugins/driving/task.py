@@ -40,6 +40,7 @@ from torchsuite.core.data.preprocess import (
     save_labels,
 )
 
+from .closed_loop import Policy
 from .drives import (
     MANEUVERS,
     SENSORS,
@@ -81,8 +82,9 @@ class DrivingData(DataConfig):
     min_route: float = option(250.0, "shortest route of a drive (m)", ge=50.0)
     max_seconds: float = option(0.0, "stop each simulated drive after this many seconds "
                                      "(0: at the end of its route)", ge=0.0)
-    dagger_run: str = option("", "DAgger: a trained driving run whose planner drives every "
-                                 "other drive while the expert labels each state (empty: off)")
+    dagger_run: str = option("", "DAgger: trained driving run(s), comma-separated; the expert "
+                                 "and each run's planner take turns driving the drives while "
+                                 "the expert labels every state (empty: off)")
     salt: str = option("driving-v1", "split hash salt")
     target_pattern: str = option("", "--source drives whose file stem matches this glob go "
                                      "to the target split")
@@ -200,23 +202,28 @@ class DrivingTask(Task[DrivingConfig]):
                       flush=True)
                 yield f.stem, tgt, drive
             return
-        driver = None
+        # DAgger: drive k is driven by drivers[k % len(drivers)]; None is the expert. Listing
+        # every earlier iteration's run visits the states of all of them, which is what
+        # aggregating their data sets (Ross et al. 2011) provides, without keeping them.
+        drivers: list[Policy | None] = [None]
         if d.dagger_run:
-            from .policy import LearnedPolicy, load_planner
+            from .policy import LearnedPolicy, planner_from_run
 
-            driver = LearnedPolicy(load_planner(self, Path(d.dagger_run)))
+            for ref in (r.strip() for r in d.dagger_run.split(",")):
+                if ref:
+                    drivers.append(LearnedPolicy(planner_from_run(self, ref), name=ref))
         plan = [(f"town{d.town_seed}-drive{i}", False, i) for i in range(d.drives)]
         plan += [(f"town{d.target_town_seed}-drive{i}", True, i) for i in range(d.target_drives)]
         for k, (gid, tgt, seed) in enumerate(plan):
             sc = make_scenario(seed, self.scenario_config(tgt))
             if d.max_seconds > 0:
                 sc.time_limit = min(sc.time_limit, d.max_seconds)
-            # DAgger: the planner drives every other drive (the expert still labels).
-            who = driver if driver is not None and k % 2 == 1 else None
+            who = drivers[k % len(drivers)]
             drive, res = record_drive(sc, self.sensor_config(tgt), d.record_every, d.noise, who)
             validate_drive(drive, gid)
+            by = f" (driven by {who.name})" if who is not None else ""
             print(f"drive {k + 1}/{len(plan)} {gid}: {len(drive['t'])} frames, "
-                  f"completion {res.completion:.2f}", flush=True)
+                  f"completion {res.completion:.2f}{by}", flush=True)
             yield gid, tgt, drive
 
     def prepare(self, source: Path | None = None) -> Path:

@@ -179,8 +179,9 @@ class Path:
         road passes close to the car cutting the corner).
         """
         ahead = window if ahead is None else ahead
-        lo = max(int((s_hint - window) / self.ds), 0)
-        hi = min(int((s_hint + ahead) / self.ds) + 1, len(self.s))
+        lo = min(max(int((s_hint - window) / self.ds), 0), len(self.s) - 1)
+        # At least one sample: a car that turned round behind the start still projects.
+        hi = max(min(int((s_hint + ahead) / self.ds) + 1, len(self.s)), lo + 1)
         rel = xy[None, :] - self.xy[lo:hi]
         k = int(np.argmin((rel**2).sum(1)))
         hd = self.heading[lo + k]

@@ -99,3 +99,9 @@ def test_path_is_continuous_and_follows_the_route() -> None:
     for k in range(3):
         s_k, d_k = path.project(xy[k], float(s[k]))
         assert abs(s_k - s[k]) < 0.5 and abs(d_k - [-1.75, -5.25, 0.0][k]) < 0.3
+    # A car that turned round behind the start projects onto the first sample (s < 0),
+    # even when its last s is far behind the path (an empty search window before).
+    behind = path.xy[0] - 8.0 * (path.xy[1] - path.xy[0]) / path.ds
+    for hint in (-1.75, -20.0):
+        s_b, _ = path.project(behind, hint, window=1.0, ahead=1.0)
+        assert s_b == pytest.approx(-8.0, abs=0.1)

@@ -126,6 +126,28 @@ def test_train_then_drive_one_closed_loop_scenario(prepared: DrivingTask, tmp_pa
     assert not np.allclose(full.waypoints, blind.waypoints)
 
 
+def test_dagger_prepare_takes_turns_between_expert_and_each_listed_run(
+    prepared: DrivingTask, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from torchsuite.core import write_run_config
+
+    runs = []
+    for width in (16, 8):  # two iterations with different architectures
+        task = _task(prepared.data_dir.parent, f"model.width={width}")
+        run = tmp_path / f"w{width}"
+        fit(task, run)
+        write_run_config(run, task.cfg, task.name)
+        runs.append(str(run))
+    dagger = _task(tmp_path / "agg", "data.drives=3", "data.target_drives=0",
+                   f'data.dagger_run="{",".join(runs)}"')
+    dagger.prepare(None)
+    drivers = [line.partition("driven by ")[2].rstrip(")")
+               for line in capsys.readouterr().out.splitlines() if line.startswith("drive ")]
+    # Drive k is driven by [expert, run 1, run 2][k % 3]; each run with its own width.
+    assert drivers == ["", runs[0], runs[1]]
+    assert read_manifest(dagger.data_dir).splits
+
+
 def test_prepare_from_user_drives_and_clear_errors(tmp_path: Path) -> None:
     src = _task(tmp_path / "sim", "data.drives=2", "data.target_drives=0")
     drives = []
