@@ -36,6 +36,9 @@ N_WAYPOINTS = 6
 WAYPOINT_DT = 0.5
 ACC_T = 1.5  # time headway (s)
 ACC_S0 = 3.0  # standstill gap (m)
+#: Standstill gap behind something standing: room to pull out round it later (a car
+#: 3 m behind a parked one cannot steer out of the lane with its turning circle).
+STANDING_S0 = 6.0
 ACC_A = 1.5  # comfortable acceleration
 ACC_B = 2.0  # comfortable deceleration in the IDM term
 COMFORT_DECEL = 3.5
@@ -54,16 +57,16 @@ class Plan:
 
 
 def acc_accel(v: float, v_des: float, gap: float, v_lead: float, prev_a: float,
-              dt: float) -> tuple[float, bool]:
+              dt: float, s0: float = ACC_S0) -> tuple[float, bool]:
     """Adaptive cruise acceleration and whether it is an emergency.
 
     Time-headway IDM: ``a = A (1 - (v/v_des)^4 - (s*/gap)^2)`` with
-    ``s* = S0 + v T + v dv / (2 sqrt(A B))``. Clipped to ``[-3.5, A]`` and jerk-limited,
+    ``s* = s0 + v T + v dv / (2 sqrt(A B))``. Clipped to ``[-3.5, A]`` and jerk-limited,
     except in an emergency (time-to-collision under 2 s, or the kinematic decel needed
     to stop behind the leader exceeds the comfort limit), when up to 8 m/s² is allowed.
     """
     dv = v - v_lead
-    s_star = ACC_S0 + max(0.0, v * ACC_T + v * dv / (2 * np.sqrt(ACC_A * ACC_B)))
+    s_star = s0 + max(0.0, v * ACC_T + v * dv / (2 * np.sqrt(ACC_A * ACC_B)))
     a = ACC_A * (1 - (v / max(v_des, 0.1)) ** 4 - (s_star / max(gap, 0.1)) ** 2)
     closing = dv > 0.1
     ttc = gap / dv if closing else np.inf
@@ -99,6 +102,19 @@ def _lead_in_lane(world: World, lane: int) -> tuple[float, float]:
     lanes = np.append(np.zeros(len(act["s"]) - 1, dtype=np.int64), lane)
     gap, v_lead, _ = leader_gaps(act["s"], act["v"], act["length"], occ, lanes)
     return float(gap[-1]), float(v_lead[-1])
+
+
+def _lead_in_path(world: World) -> tuple[float, float]:
+    """Gap and speed of the nearest vehicle ahead whose box overlaps the ego's own lateral
+    extent (lane indices aside: half out of a lane behind a parked car, it is the ego's
+    body, not its lane, that decides whether the car ahead is still in the way)."""
+    tr, e = world.tr, world.ego
+    gap = tr["s"] - e.s - (tr["length"] + EGO_LENGTH) / 2
+    ahead = (tr["s"] > e.s) & (np.abs(tr["d"] - e.d) < (tr["width"] + EGO_WIDTH) / 2 + 0.2)
+    if not ahead.any():
+        return float("inf"), 0.0
+    k = int(np.argmin(np.where(ahead, gap, np.inf)))
+    return float(gap[k]), float(tr["v"][k])
 
 
 def _follower_unsafe(world: World, lane: int) -> bool:
@@ -179,13 +195,14 @@ class ExpertPolicy:
         for lane in range(max(cur - 1, 0), min(cur + 2, path.lanes)):
             own_gap, own_v = _lead_in_lane(world, lane)
             gap, v_lead = own_gap, own_v
+            s0 = STANDING_S0 if own_v < 0.5 else ACC_S0
             if lane != cur:  # the car ahead in our own lane still matters while we move over
-                g2, v2 = _lead_in_lane(world, cur)
+                g2, v2 = _lead_in_path(world)
                 if g2 < gap and g2 < 15.0:
                     # Pulling out from behind something standing may creep to within a
                     # metre of it; with the full standstill gap a stopped car never starts.
-                    gap, v_lead = (g2 + ACC_S0 - 1.0 if v2 < 0.5 else g2), v2
-            a, emergency = acc_accel(e.v, v_des, gap, v_lead, self.prev_a, world.dt)
+                    gap, v_lead, s0 = g2, v2, (1.0 if v2 < 0.5 else ACC_S0)
+            a, emergency = acc_accel(e.v, v_des, gap, v_lead, self.prev_a, world.dt, s0)
             # A lane blocked by something standing still costs far more than a detour.
             blocked = 20.0 if (own_gap < 30.0 and own_v < 0.5) else 0.0
             unsafe = lane != cur and _follower_unsafe(world, lane)

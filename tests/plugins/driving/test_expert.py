@@ -103,3 +103,20 @@ def test_expert_beats_the_baseline_around_a_parked_car(place: Callable[..., Scen
     assert expert.collisions_static == 0 and expert.collisions_vehicle == 0
     assert expert.distance_km * 1000 > 100.0  # it got past the parked car
     assert baseline.distance_km < expert.distance_km  # the baseline waits behind it
+
+
+def test_expert_pulls_out_from_standstill_close_behind_a_parked_car(
+    place: Callable[..., Scenario],
+) -> None:
+    # Stopped about where the expert stops behind a parked car (7 m gap) in the kerb lane,
+    # nothing in the next lane: it must creep out and pass (it used to wait there until
+    # the time limit).
+    cfg = ScenarioConfig(grid=(3, 3), traffic=0, parked=0, slow=0, min_route=150.0)
+    sc = make_scenario(3, cfg)
+    kerb = sc.path.lanes - 1
+    place(sc, [sc.ego_s + 11.5], [float(sc.path.lane_center(kerb)) - 0.6], [0.0],
+          kind=[KIND_PARKED])
+    sc.ego_lane, sc.ego_v, sc.time_limit = kerb, 0.0, 25.0
+    res = run_scenario(sc, ExpertPolicy(), sense_every=10**6)
+    assert res.collisions_static == 0 and res.collisions_vehicle == 0
+    assert res.distance_km * 1000 > 40.0  # well past the parked car
