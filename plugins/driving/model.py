@@ -97,13 +97,26 @@ class FusionPlanner(nn.Module):
         camera_res: float = 0.5,
         camera_ego_row: int = 48,
         lidar_range: float = 50.0,
+        lidar_res: float = 1.0,
+        lidar_ego_row: int = 48,
+        imu_channels: tuple[int, ...] = (0,),
         radar_targets: int = 8,
         stats: dict[str, list[float]] | None = None,
     ) -> None:
         super().__init__()
         self.fusion = fusion
         self.n_waypoints = n_waypoints
-        self.bev = (camera_size, camera_res, camera_ego_row, lidar_range)
+        # The LiDAR grid has its own resolution: at the camera's 0.5 m it would end 24 m
+        # ahead, 2.4 s at 10 m/s, too late to pass a parked car the expert passes at 30 m.
+        self.bev = (camera_size, lidar_res, lidar_ego_row, lidar_range)
+        # IMU channels the planner sees (speed, long. accel, lat. accel, yaw rate). The
+        # accelerations are left out by default: the expert's jerk-limited acceleration
+        # label is almost the IMU's current acceleration, so a planner given it learns to
+        # copy it instead of reacting to the road (the copycat/inertia problem of behaviour
+        # cloning, Codevilla et al. 2019, Wen et al. 2020).
+        mask = torch.zeros(4)
+        mask[list(imu_channels)] = 1.0
+        self.register_buffer("imu_mask", mask, persistent=False)
         backbone = ResNet18Features if camera_backbone == "resnet18" else SlimResNet
         self.camera = backbone(3, width)
         self.lidar = SlimResNet(1, width)
@@ -143,7 +156,8 @@ class FusionPlanner(nn.Module):
         valid = radar[..., 3:4].float()
         rad = self._norm("radar", radar.float()) * valid  # [B, K, 4], empty slots zero
         rad = torch.cat([rad[..., :3], valid], -1)
-        state = torch.cat([self._norm("imu", imu.float()), self._norm("route", route.float()),
+        imu = self._norm("imu", imu.float()) * self.imu_mask
+        state = torch.cat([imu, self._norm("route", route.float()),
                            rad.flatten(1)], 1)
         st = self.state(state)  # [B, w]
         if self.fusion == "transformer":

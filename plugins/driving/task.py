@@ -101,6 +101,11 @@ class DrivingModel:
     camera_backbone: str = option("slim", "camera ResNet", choices=("slim", "resnet18"))
     fusion: str = option("transformer", "sensor fusion", choices=("transformer", "concat"))
     width: int = option(64, "feature width", ge=8)
+    lidar_res: float = option(1.0, "LiDAR bird's-eye grid resolution (m per cell); the 64x64 "
+                                   "grid reaches 48 cells ahead", ge=0.05)
+    imu: str = option("speed", "IMU channels the planner sees: 'speed' or 'all' (adds the "
+                               "accelerations and yaw rate, which a cloned planner tends to "
+                               "copy instead of reacting)", choices=("speed", "all"))
     speed_weight: float = option(0.5, "loss weight of the target-speed head", ge=0.0)
     accel_weight: float = option(0.5, "loss weight of the acceleration head", ge=0.0)
 
@@ -308,7 +313,9 @@ class DrivingTask(Task[DrivingConfig]):
 
         m = self.cfg.model
         return FusionPlanner(camera_backbone=m.camera_backbone, fusion=m.fusion, width=m.width,
-                             n_waypoints=N_WAYPOINTS, stats=self.norm_stats())
+                             n_waypoints=N_WAYPOINTS, lidar_res=m.lidar_res,
+                             imu_channels=(0,) if m.imu == "speed" else (0, 1, 2, 3),
+                             stats=self.norm_stats())
 
     def _loss(self, model: nn.Module, batch: dict[str, torch.Tensor],
               balanced: bool = False) -> StepOutput:
