@@ -16,6 +16,7 @@ from .closed_loop import run_scenario, summarize
 from .expert import BaselinePolicy, ExpertPolicy
 from .plots import plot_evaluation
 from .policy import ABLATABLE, LearnedPolicy, load_planner
+from .safety import EmergencyBrake
 
 __all__ = ["configure_evaluate", "configure_replay", "evaluate", "replay"]
 
@@ -53,8 +54,9 @@ def configure_evaluate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ablation-scenarios", type=int, default=None,
                    help="scenarios for each sensor ablation (default: --scenarios); the "
                         "first K of the same held-out scenarios")
-    p.add_argument("--policies", default="learned,expert,baseline",
-                   help="comma list among learned, expert, baseline")
+    p.add_argument("--policies", default="learned,learned+brake,expert,baseline",
+                   help="comma list among learned, learned+brake (the planner behind the "
+                        "radar emergency-brake check of safety.py), expert, baseline")
     add_config_arguments(p)
 
 
@@ -64,14 +66,19 @@ def evaluate(args: argparse.Namespace) -> int:
     if n < 1:
         raise SuiteError(f"--scenarios must be >= 1, got {n}.")
     wanted = [p.strip() for p in args.policies.split(",") if p.strip()]
-    bad = [p for p in wanted if p not in ("learned", "expert", "baseline")]
+    known = ("learned", "learned+brake", "expert", "baseline")
+    bad = [p for p in wanted if p not in known]
     if bad:
-        raise SuiteError(f"--policies: unknown {bad}; choose among learned, expert, baseline.")
-    model = load_planner(task, run) if "learned" in wanted else None
+        raise SuiteError(f"--policies: unknown {bad}; choose among {', '.join(known)}.")
+    learned = [p for p in wanted if p.startswith("learned")]
+    model = load_planner(task, run) if learned else None
     factories: dict[str, Any] = {}
     for p in wanted:
         if p == "learned":
             factories["learned"] = lambda: LearnedPolicy(model)
+        elif p == "learned+brake":
+            factories[p] = lambda: LearnedPolicy(model, name="learned+brake",
+                                                 safety=EmergencyBrake())
         elif p == "expert":
             factories["expert"] = ExpertPolicy
         else:
@@ -97,10 +104,10 @@ def evaluate(args: argparse.Namespace) -> int:
         scores[name] = [r.score for r in results]
     table = format_table(rows)
     print(table)
-    if "expert" in rows and "learned" in rows:
-        e, lrn = rows["expert"], rows["learned"]
+    for name in (p for p in learned if "expert" in rows):
+        e, lrn = rows["expert"], rows[name]
         ratio = lrn["driving_score"] / max(e["driving_score"], 1e-9)
-        print(f"learned/expert driving score = {ratio:.3f} (goal >= 0.90); collisions/km "
+        print(f"{name}/expert driving score = {ratio:.3f} (goal >= 0.90); collisions/km "
               f"{lrn['collisions_per_km']:.2f} vs expert {e['collisions_per_km']:.2f} "
               f"(goal <= 2x)")
     out = run / "samples"

@@ -22,7 +22,7 @@ import torchvision
 from torch import nn
 from torchvision.models.resnet import BasicBlock
 
-__all__ = ["FusionPlanner", "lidar_bev"]
+__all__ = ["FusionPlanner", "lidar_bev", "radar_in_path"]
 
 
 def _stage(cin: int, cout: int, stride: int) -> nn.Sequential:
@@ -83,6 +83,31 @@ def lidar_bev(ranges: torch.Tensor, size: int, res: float, ego_row: int,
     return grid.clamp(max=1.0).view(b, 1, size, size)
 
 
+def radar_in_path(radar: torch.Tensor, half_width: float = 1.8, far: float = 80.0
+                  ) -> torch.Tensor:
+    """The nearest radar target straight ahead in the ego's lane (ACC object selection).
+
+    Automotive ACC radars report such a primary target; here it is picked from the target
+    list so the planner need not learn the polar-to-lane geometry from 8 unordered slots.
+
+    Args:
+        radar: ``[B, K, 4]`` targets (range m, azimuth rad, range-rate m/s, valid 0/1).
+        half_width: Lateral distance (m) from the ego's axis that still counts as in path.
+        far: Range reported when nothing is in path (the radar's reach).
+
+    Returns:
+        ``[B, 3]``: longitudinal distance / 30 m, range-rate / 10 m/s, found flag.
+    """
+    r, az, rr, valid = radar.float().unbind(-1)  # each [B, K]
+    x, y = r * torch.cos(az), r * torch.sin(az)
+    on = (valid > 0) & (y.abs() < half_width) & (x > 0)
+    dist = torch.where(on, x, torch.full_like(x, far))
+    k = dist.argmin(1, keepdim=True)  # [B, 1]
+    found = on.gather(1, k).float()
+    rate = rr.gather(1, k) * found
+    return torch.cat([dist.gather(1, k) / 30.0, rate / 10.0, found], 1)  # [B, 3]
+
+
 class FusionPlanner(nn.Module):
     """Sensor-fusion imitation planner (see module docstring)."""
 
@@ -126,7 +151,7 @@ class FusionPlanner(nn.Module):
             std = torch.tensor(stats.get(f"{name}_std", [1.0] * dim), dtype=torch.float32)
             self.register_buffer(f"{name}_mean", mean)
             self.register_buffer(f"{name}_std", std.clamp(min=1e-3))
-        state_in = 4 + 10 + radar_targets * 4
+        state_in = 4 + 10 + radar_targets * 4 + 3
         self.state = nn.Sequential(nn.Linear(state_in, 2 * width), nn.ReLU(),
                                    nn.Linear(2 * width, width))
         if fusion == "transformer":
@@ -157,8 +182,8 @@ class FusionPlanner(nn.Module):
         rad = self._norm("radar", radar.float()) * valid  # [B, K, 4], empty slots zero
         rad = torch.cat([rad[..., :3], valid], -1)
         imu = self._norm("imu", imu.float()) * self.imu_mask
-        state = torch.cat([imu, self._norm("route", route.float()),
-                           rad.flatten(1)], 1)
+        state = torch.cat([imu, self._norm("route", route.float()), rad.flatten(1),
+                           radar_in_path(radar)], 1)
         st = self.state(state)  # [B, w]
         if self.fusion == "transformer":
             ct = cam.flatten(2).transpose(1, 2) + self.type_emb[0]  # [B, Nc, w]

@@ -11,6 +11,7 @@ from torch import nn
 
 from .drives import SENSORS
 from .expert import Plan
+from .safety import EmergencyBrake
 from .sim.world import World
 
 __all__ = ["ABLATABLE", "LearnedPolicy", "load_planner", "planner_from_run"]
@@ -24,11 +25,12 @@ class LearnedPolicy:
 
     uses_sensors = True
 
-    def __init__(self, model: nn.Module, drop: tuple[str, ...] = (), name: str = "learned"
-                 ) -> None:
+    def __init__(self, model: nn.Module, drop: tuple[str, ...] = (), name: str = "learned",
+                 safety: EmergencyBrake | None = None) -> None:
         self.model = model.eval()
         self.drop = set(drop)
         self.name = name
+        self.safety = safety
 
     @torch.no_grad()
     def act(self, world: World, obs: dict[str, np.ndarray]) -> Plan:
@@ -37,8 +39,11 @@ class LearnedPolicy:
             x = torch.as_tensor(np.asarray(obs[k]))[None]
             inputs.append(torch.zeros_like(x) if k in self.drop else x)
         wp, speed, accel = self.model(*inputs)
-        return Plan(wp[0].numpy().astype(np.float64), max(float(speed[0]), 0.0),
+        plan = Plan(wp[0].numpy().astype(np.float64), max(float(speed[0]), 0.0),
                     float(accel[0]))
+        if self.safety is not None and "radar" not in self.drop:
+            plan = self.safety(plan, np.asarray(obs["radar"]), float(obs["imu"][0]))
+        return plan
 
 
 def load_planner(task: Any, run_dir: Path) -> nn.Module:
