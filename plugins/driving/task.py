@@ -12,6 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.data import ConcatDataset, Dataset
 from torchsuite.core import (
     ConfigError,
     DataConfig,
@@ -65,6 +66,8 @@ class DrivingData(DataConfig):
     """Simulated drives (or your logged drives via ``--source DIR``)."""
 
     drives: int = option(60, "expert drives to simulate for train/dev/test", ge=1)
+    first_drive: int = option(0, "scenario seed of the first drive (another DAgger iteration "
+                                 "can visit new scenarios); keep below eval.seed_offset", ge=0)
     target_drives: int = option(10, "drives in the target town/weather (0: no target split)",
                                 ge=0)
     town_seed: int = option(0, "town layout of the train/dev/test drives")
@@ -85,6 +88,9 @@ class DrivingData(DataConfig):
     dagger_run: str = option("", "DAgger: trained driving run(s), comma-separated; the expert "
                                  "and each run's planner take turns driving the drives while "
                                  "the expert labels every state (empty: off)")
+    extra_train: list[str] = option(
+        [], "more prepared driving data sets whose train splits are added to this one's "
+        "(DAgger: aggregate every iteration's data), e.g. data/dagger1,data/dagger2")
     salt: str = option("driving-v1", "split hash salt")
     target_pattern: str = option("", "--source drives whose file stem matches this glob go "
                                      "to the target split")
@@ -148,6 +154,13 @@ class DrivingConfig(TrainableConfig):
     eval: DrivingEval = field(default_factory=DrivingEval)
 
     def validate(self) -> None:
+        d = self.data
+        if d.first_drive + max(d.drives, d.target_drives) > self.eval.seed_offset:
+            raise ConfigError(
+                f"data.first_drive + data.drives = {d.first_drive + d.drives} reaches "
+                f"eval.seed_offset = {self.eval.seed_offset}: training drives would reuse the "
+                f"held-out evaluation scenarios. Lower data.first_drive or raise "
+                f"eval.seed_offset.")
         if self.data.lanes < 2 and self.data.parked > 0:
             raise ConfigError("data.parked > 0 needs data.lanes >= 2 (parked cars block the "
                               "kerb lane and the only way round is the next lane).")
@@ -217,8 +230,10 @@ class DrivingTask(Task[DrivingConfig]):
             for ref in (r.strip() for r in d.dagger_run.split(",")):
                 if ref:
                     drivers.append(LearnedPolicy(planner_from_run(self, ref), name=ref))
-        plan = [(f"town{d.town_seed}-drive{i}", False, i) for i in range(d.drives)]
-        plan += [(f"town{d.target_town_seed}-drive{i}", True, i) for i in range(d.target_drives)]
+        seeds = range(d.first_drive, d.first_drive + d.drives)
+        plan = [(f"town{d.town_seed}-drive{i}", False, i) for i in seeds]
+        plan += [(f"town{d.target_town_seed}-drive{i}", True, i)
+                 for i in range(d.first_drive, d.first_drive + d.target_drives)]
         for k, (gid, tgt, seed) in enumerate(plan):
             sc = make_scenario(seed, self.scenario_config(tgt))
             if d.max_seconds > 0:
@@ -272,10 +287,19 @@ class DrivingTask(Task[DrivingConfig]):
             + " (data.balance_maneuvers=true equalizes their share of the loss)")
         return out
 
+    def _extra_train_dirs(self) -> list[Path]:
+        dirs = [Path(p) for p in self.cfg.data.extra_train]
+        for p in dirs:
+            if not (p / "manifest.json").is_file() or "train" not in read_manifest(p).splits:
+                raise DataError(f"data.extra_train: '{p}' holds no prepared driving train split; "
+                                f"give directories written by `suite prepare driving`.")
+        return dirs
+
     def maneuver_weights(self) -> torch.Tensor:
         """Per-class loss weights ``[len(MANEUVERS)]`` from the saved training labels."""
         if self._maneuver_weights is None:
-            labels = load_labels(self.data_dir, "train", "maneuver")
+            labels = np.concatenate([load_labels(p, "train", "maneuver") for p in
+                                     (self.data_dir, *self._extra_train_dirs())])
             w, _ = class_loss_weights(labels, classes=range(len(MANEUVERS)))
             self._maneuver_weights = w.float()
         return self._maneuver_weights
@@ -296,15 +320,19 @@ class DrivingTask(Task[DrivingConfig]):
             norm[f"{k}_std"] = (np.nan_to_num(st.std, nan=1.0) + 1e-3).tolist()
         return norm
 
-    def datasets(self) -> dict[str, ShardedDataset]:
+    def datasets(self) -> dict[str, Dataset[Any]]:
         if not (self.data_dir / "manifest.json").is_file():
             raise DataError(f"no prepared driving data in '{self.data_dir}'; run "
                             f"`suite prepare driving` (data.drives=N sets the number of drives).")
-        out = {}
+        out: dict[str, Dataset[Any]] = {}
         for split in read_manifest(self.data_dir).splits:
             ds = ShardedDataset(self.data_dir, split, transform=_to_tensor)
             if len(ds):
                 out[split] = ds
+        extra = [ShardedDataset(p, "train", transform=_to_tensor)
+                 for p in self._extra_train_dirs()]
+        if extra:
+            out["train"] = ConcatDataset([out["train"], *extra])
         return out
 
     # ------------------------------------------------------------------ model

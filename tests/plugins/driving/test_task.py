@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from torchsuite.core import DataError, resolve_config
+from torchsuite.core import ConfigError, DataError, resolve_config
 from torchsuite.core.data import ShardedDataset, check_dataset, group_hash, read_manifest
 from torchsuite.core.data.preprocess import load_labels
 from torchsuite.core.train import fit
@@ -146,6 +146,26 @@ def test_dagger_prepare_takes_turns_between_expert_and_each_listed_run(
     # Drive k is driven by [expert, run 1, run 2][k % 3]; each run with its own width.
     assert drivers == ["", runs[0], runs[1]]
     assert read_manifest(dagger.data_dir).splits
+
+
+def test_extra_train_sets_aggregate_iterations(prepared: DrivingTask, tmp_path: Path) -> None:
+    more = _task(tmp_path / "iter2", "data.drives=2", "data.target_drives=0",
+                 "data.first_drive=50")
+    more.prepare(None)
+    drive_ids = {int(g) for g in ShardedDataset(more.data_dir, "train").group_hashes()}
+    first_ids = {int(g) for g in ShardedDataset(prepared.data_dir, "train").group_hashes()}
+    assert not drive_ids & first_ids  # new scenarios (seeds 50, 51), not the first set's
+    both = _task(prepared.data_dir.parent, f'data.extra_train=["{more.data_dir}"]')
+    n = len(prepared.datasets()["train"]) + len(more.datasets()["train"])
+    assert len(both.datasets()["train"]) == n
+    assert len(both.datasets()["dev"]) == len(prepared.datasets()["dev"])
+    assert both.maneuver_weights().shape == (4,)
+    assert np.isfinite(fit(both, tmp_path / "run").dev_metrics["dev.loss"])
+    bad = _task(prepared.data_dir.parent, f'data.extra_train=["{tmp_path / "none"}"]')
+    with pytest.raises(DataError, match="none' holds no prepared driving train split"):
+        bad.datasets()
+    with pytest.raises(ConfigError, match="held-out evaluation scenarios"):
+        _task(tmp_path, "data.first_drive=99998")
 
 
 def test_prepare_from_user_drives_and_clear_errors(tmp_path: Path) -> None:
