@@ -16,7 +16,7 @@ from .closed_loop import run_scenario, summarize
 from .expert import BaselinePolicy, ExpertPolicy
 from .plots import plot_evaluation
 from .policy import ABLATABLE, LearnedPolicy, load_planner
-from .safety import EmergencyBrake
+from .safety import safety_layer
 
 __all__ = ["configure_evaluate", "configure_replay", "evaluate", "replay"]
 
@@ -54,9 +54,9 @@ def configure_evaluate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ablation-scenarios", type=int, default=None,
                    help="scenarios for each sensor ablation (default: --scenarios); the "
                         "first K of the same held-out scenarios")
-    p.add_argument("--policies", default="learned,learned+brake,expert,baseline",
-                   help="comma list among learned, learned+brake (the planner behind the "
-                        "radar emergency-brake check of safety.py), expert, baseline")
+    p.add_argument("--policies", default="learned,learned+safety,expert,baseline",
+                   help="comma list among learned, learned+safety (the planner behind the "
+                        "rule-based safety layer of safety.py), expert, baseline")
     add_config_arguments(p)
 
 
@@ -66,7 +66,7 @@ def evaluate(args: argparse.Namespace) -> int:
     if n < 1:
         raise SuiteError(f"--scenarios must be >= 1, got {n}.")
     wanted = [p.strip() for p in args.policies.split(",") if p.strip()]
-    known = ("learned", "learned+brake", "expert", "baseline")
+    known = ("learned", "learned+safety", "expert", "baseline")
     bad = [p for p in wanted if p not in known]
     if bad:
         raise SuiteError(f"--policies: unknown {bad}; choose among {', '.join(known)}.")
@@ -76,9 +76,9 @@ def evaluate(args: argparse.Namespace) -> int:
     for p in wanted:
         if p == "learned":
             factories["learned"] = lambda: LearnedPolicy(model)
-        elif p == "learned+brake":
-            factories[p] = lambda: LearnedPolicy(model, name="learned+brake",
-                                                 safety=EmergencyBrake())
+        elif p == "learned+safety":
+            factories[p] = lambda: LearnedPolicy(model, name="learned+safety",
+                                                 guards=safety_layer())
         elif p == "expert":
             factories["expert"] = ExpertPolicy
         else:

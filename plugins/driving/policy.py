@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ from torch import nn
 
 from .drives import SENSORS
 from .expert import Plan
-from .safety import EmergencyBrake
+from .safety import Guard
 from .sim.world import World
 
 __all__ = ["ABLATABLE", "LearnedPolicy", "load_planner", "planner_from_run"]
@@ -26,11 +27,11 @@ class LearnedPolicy:
     uses_sensors = True
 
     def __init__(self, model: nn.Module, drop: tuple[str, ...] = (), name: str = "learned",
-                 safety: EmergencyBrake | None = None) -> None:
+                 guards: Sequence[Guard] = ()) -> None:
         self.model = model.eval()
         self.drop = set(drop)
         self.name = name
-        self.safety = safety
+        self.guards = list(guards)
 
     @torch.no_grad()
     def act(self, world: World, obs: dict[str, np.ndarray]) -> Plan:
@@ -41,8 +42,8 @@ class LearnedPolicy:
         wp, speed, accel = self.model(*inputs)
         plan = Plan(wp[0].numpy().astype(np.float64), max(float(speed[0]), 0.0),
                     float(accel[0]))
-        if self.safety is not None and "radar" not in self.drop:
-            plan = self.safety(plan, np.asarray(obs["radar"]), float(obs["imu"][0]))
+        for guard in self.guards:
+            plan = guard(plan, obs, float(obs["imu"][0]))
         return plan
 
 

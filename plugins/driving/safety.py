@@ -1,24 +1,31 @@
-"""Radar emergency braking along the planned path: a rule-based layer behind the planner.
+"""A rule-based safety layer behind the learned planner: radar emergency braking along the
+planned path, and creeping on when the planner stays stopped with its path clear.
 
-End-to-end planners are usually deployed behind a simple safety check (the TransFuser
-agents brake when LiDAR returns or detected boxes fall in the area ahead). This one reads
-only the radar, which measures what a single LiDAR sweep cannot: the closing speed. A
-target whose position lies within a car's width of the planned path (waypoints extended
-along their last direction) and that would need more than a comfortable deceleration to
-stop behind overrides the plan's acceleration with that deceleration. Lane changes, route
-following and normal car following stay the network's.
+End-to-end planners are usually deployed behind such rules: the TransFuser agents brake
+when LiDAR returns or detected boxes fall in the area ahead, and creep forward after being
+stuck for a while. Both rules here read only sensors the planner has (the radar measures
+what a single LiDAR sweep cannot: the closing speed). Lane changes, route following and
+normal car following stay the network's; ``suite drive evaluate`` reports the planner with
+and without this layer.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 import numpy as np
 
 from .expert import EMERGENCY_DECEL, Plan
 from .sim.world import EGO_LENGTH
 
-__all__ = ["EmergencyBrake", "distance_to_path"]
+__all__ = ["EmergencyBrake", "Guard", "StuckRecovery", "distance_to_path", "safety_layer"]
+
+
+class Guard(Protocol):
+    """Maps the planner's plan (and the current sensors, own speed) to the plan to drive."""
+
+    def __call__(self, plan: Plan, obs: dict[str, np.ndarray], speed: float) -> Plan: ...
 
 
 def distance_to_path(points: np.ndarray, path: np.ndarray, extend: float = 60.0) -> np.ndarray:
@@ -33,6 +40,18 @@ def distance_to_path(points: np.ndarray, path: np.ndarray, extend: float = 60.0)
     t = ((points[:, None] - a[None]) * ab[None]).sum(-1) / np.maximum((ab**2).sum(-1), 1e-9)
     closest = a[None] + np.clip(t, 0.0, 1.0)[..., None] * ab[None]  # [N, S, 2]
     return np.linalg.norm(points[:, None] - closest, axis=-1).min(1)
+
+
+def targets_in_path(plan: Plan, radar: np.ndarray, half_width: float,
+                    target_length: float) -> tuple[np.ndarray, np.ndarray]:
+    """Bumper gaps (m) and closing speeds (m/s) of the radar targets on the planned path."""
+    seen = radar[radar[:, 3] > 0]
+    if not len(seen):
+        return np.zeros(0), np.zeros(0)
+    r, az, rate = seen[:, 0], seen[:, 1], seen[:, 2]
+    xy = np.stack([r * np.cos(az), r * np.sin(az)], 1)
+    on = (xy[:, 0] > 0) & (distance_to_path(xy, plan.waypoints) < half_width)
+    return r[on] - (EGO_LENGTH + target_length) / 2, np.maximum(-rate[on], 0.0)
 
 
 @dataclass
@@ -53,22 +72,59 @@ class EmergencyBrake:
     stop_gap: float = 2.0
     target_length: float = 4.6
 
-    def __call__(self, plan: Plan, radar: np.ndarray, speed: float) -> Plan:
-        seen = radar[radar[:, 3] > 0]
-        if not len(seen):
+    def __call__(self, plan: Plan, obs: dict[str, np.ndarray], speed: float) -> Plan:
+        gap, closing = targets_in_path(plan, np.asarray(obs["radar"]), self.half_width,
+                                       self.target_length)
+        if not len(gap):
             return plan
-        r, az, rate = seen[:, 0], seen[:, 1], seen[:, 2]
-        xy = np.stack([r * np.cos(az), r * np.sin(az)], 1)
-        in_path = (xy[:, 0] > 0) & (distance_to_path(xy, plan.waypoints) < self.half_width)
-        if not in_path.any():
-            return plan
-        gap = r[in_path] - (EGO_LENGTH + self.target_length) / 2 - self.stop_gap
-        closing = np.maximum(-rate[in_path], 0.0)
+        gap = gap - self.stop_gap
         need = closing**2 / (2 * np.maximum(gap, 0.3))
         # Inside the stopping gap and still closing: stop, however slowly we approach.
-        need = float(np.where((gap <= 0.0) & (closing > 0.1), EMERGENCY_DECEL, need).max())
-        if need <= self.comfort:
+        need_max = float(np.where((gap <= 0.0) & (closing > 0.1), EMERGENCY_DECEL, need).max())
+        if need_max <= self.comfort:
             return plan
-        brake = min(need, EMERGENCY_DECEL)
+        brake = min(need_max, EMERGENCY_DECEL)
         return replace(plan, accel=min(plan.accel, -brake),
                        target_speed=min(plan.target_speed, max(speed - brake, 0.0)))
+
+
+@dataclass
+class StuckRecovery:
+    """Creep on after standing still for ``after`` seconds with the planned path clear.
+
+    A cloned planner that has come to a stop can keep predicting "stay stopped": in its
+    data a standing car mostly stays standing (the inertia problem of behaviour cloning,
+    Codevilla et al. 2019). One instance per drive (it counts the time standing still).
+
+    Args:
+        after: Seconds standing still before creeping.
+        duration: Seconds of each creep.
+        creep_speed: Target speed (m/s) while creeping.
+        clear: Free bumper gap (m) the radar must show on the planned path.
+        dt: Seconds between calls (the simulator step).
+    """
+
+    after: float = 4.0
+    duration: float = 2.0
+    creep_speed: float = 2.0
+    clear: float = 6.0
+    dt: float = 0.1
+    _still: float = 0.0
+    _left: float = 0.0
+
+    def __call__(self, plan: Plan, obs: dict[str, np.ndarray], speed: float) -> Plan:
+        self._still = self._still + self.dt if speed < 0.3 else 0.0
+        if self._left <= 0 and self._still >= self.after:
+            gap, _ = targets_in_path(plan, np.asarray(obs["radar"]), 2.0, 4.6)
+            if not (gap < self.clear).any():
+                self._left = self.duration
+        if self._left <= 0:
+            return plan
+        self._left -= self.dt
+        return replace(plan, target_speed=max(plan.target_speed, self.creep_speed),
+                       accel=max(plan.accel, 1.0))
+
+
+def safety_layer() -> list[Guard]:
+    """Fresh guards for one drive: creep when stuck, then brake for what is in the way."""
+    return [StuckRecovery(), EmergencyBrake()]

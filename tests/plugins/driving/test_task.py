@@ -201,9 +201,9 @@ def test_cli_train_evaluate_replay(prepared: DrivingTask, workdir: Path,
                  "--ablation-scenarios", "1", "eval.max_seconds=1.5"]) == 0
     out = capsys.readouterr().out
     assert "| learned |" in out and "| expert |" in out and "| baseline |" in out
-    assert "| learned+brake |" in out
+    assert "| learned+safety |" in out
     report = json.loads((run / "samples" / "drive_eval.json").read_text())
-    assert set(report["rows"]) == {"learned", "learned+brake", "expert", "baseline",
+    assert set(report["rows"]) == {"learned", "learned+safety", "expert", "baseline",
                                    "learned -camera",
                                    "learned -lidar", "learned -radar", "learned -imu"}
     assert len(report["scores"]["expert"]) == 2 and len(report["scores"]["learned -imu"]) == 1
