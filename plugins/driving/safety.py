@@ -19,7 +19,14 @@ import numpy as np
 from .expert import EMERGENCY_DECEL, Plan
 from .sim.world import EGO_LENGTH
 
-__all__ = ["EmergencyBrake", "Guard", "StuckRecovery", "distance_to_path", "safety_layer"]
+__all__ = [
+    "EmergencyBrake",
+    "Guard",
+    "StuckRecovery",
+    "distance_to_path",
+    "route_waypoints",
+    "safety_layer",
+]
 
 
 class Guard(Protocol):
@@ -52,6 +59,15 @@ def targets_in_path(plan: Plan, radar: np.ndarray, half_width: float,
     xy = np.stack([r * np.cos(az), r * np.sin(az)], 1)
     on = (xy[:, 0] > 0) & (distance_to_path(xy, plan.waypoints) < half_width)
     return r[on] - (EGO_LENGTH + target_length) / 2, np.maximum(-rate[on], 0.0)
+
+
+def route_waypoints(route: np.ndarray, n: int) -> np.ndarray:
+    """``n`` waypoints along the route input's points (5, 10, 20, 30 m ahead, ego frame),
+    spaced like the route points and continued along the last segment."""
+    pts = route[:8].reshape(4, 2).astype(np.float64)
+    step = pts[3] - pts[2]
+    extra = pts[3] + step * np.arange(1, max(n - 4, 0) + 1)[:, None]
+    return np.concatenate([pts, extra])[:n]
 
 
 @dataclass
@@ -121,7 +137,11 @@ class StuckRecovery:
         if self._left <= 0:
             return plan
         self._left -= self.dt
-        return replace(plan, target_speed=max(plan.target_speed, self.creep_speed),
+        # Creep along the route rather than the stuck plan's waypoints: a planner that
+        # will not move tends to point nowhere useful either.
+        path = route_waypoints(np.asarray(obs["route"]), len(plan.waypoints))
+        return replace(plan, waypoints=path,
+                       target_speed=max(plan.target_speed, self.creep_speed),
                        accel=max(plan.accel, 1.0))
 
 

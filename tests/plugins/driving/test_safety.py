@@ -30,7 +30,8 @@ def _radar(*targets: tuple[float, float, float]) -> dict[str, np.ndarray]:
     out = np.zeros((8, 4), np.float32)
     for k, (rng, az, rate) in enumerate(targets):
         out[k] = (rng, az, rate, 1.0)
-    return {"radar": out}
+    route = np.array([5, 0.5, 10, 1, 20, 2, 30, 3, 10, 2], np.float32)  # bearing slightly left
+    return {"radar": out, "route": route}
 
 
 def test_distance_to_path_follows_the_waypoints_and_their_extension() -> None:
@@ -86,6 +87,10 @@ def test_stuck_recovery_creeps_only_after_standing_still_with_the_path_clear() -
     creeping = [p.target_speed >= guard.creep_speed and p.accel > 0 for p in out]
     assert not any(creeping[:9])  # not before a second of standing still
     assert any(creeping[9:15])
+    # ... along the route points, not the stuck plan
+    creep = next(p for p, c in zip(out, creeping, strict=True) if c)
+    assert np.allclose(creep.waypoints[:4], [[5, 0.5], [10, 1], [20, 2], [30, 3]])
+    assert np.allclose(creep.waypoints[4:], [[40, 4], [50, 5]])
     assert sum(creeping) < len(out)  # in bursts of 0.5 s, not for good
     blocked = StuckRecovery(after=1.0)
     car_ahead = _radar((7.0, 0.0, 0.0))  # a standing car 2.4 m ahead on the path
