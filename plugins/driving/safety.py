@@ -1,12 +1,16 @@
 """A rule-based safety layer behind the learned planner: radar emergency braking along the
-planned path, and creeping on when the planner stays stopped with its path clear.
+planned path.
 
 End-to-end planners are usually deployed behind such rules: the TransFuser agents brake
-when LiDAR returns or detected boxes fall in the area ahead, and creep forward after being
-stuck for a while. Both rules here read only sensors the planner has (the radar measures
-what a single LiDAR sweep cannot: the closing speed). Lane changes, route following and
-normal car following stay the network's; ``suite drive evaluate`` reports the planner with
-and without this layer.
+when LiDAR returns or detected boxes fall in the area ahead. The rule here reads only a
+sensor the planner has (the radar measures what a single LiDAR sweep cannot: the closing
+speed). Lane changes, route following and normal car following stay the network's;
+``suite drive evaluate`` reports the planner with and without this layer.
+
+Tried and dropped: creeping on after standing still for a few seconds with the radar path
+clear (as the TransFuser agents do when stuck). Here a stuck planner mostly stands behind
+a parked car it has not yet passed; creeping made it clip that car (4 of 32 held-out
+scenarios went from standing still to a collision) or wander off the road.
 """
 
 from __future__ import annotations
@@ -22,10 +26,9 @@ from .sim.world import EGO_LENGTH
 __all__ = [
     "EmergencyBrake",
     "Guard",
-    "StuckRecovery",
     "distance_to_path",
-    "route_waypoints",
     "safety_layer",
+    "targets_in_path",
 ]
 
 
@@ -59,15 +62,6 @@ def targets_in_path(plan: Plan, radar: np.ndarray, half_width: float,
     xy = np.stack([r * np.cos(az), r * np.sin(az)], 1)
     on = (xy[:, 0] > 0) & (distance_to_path(xy, plan.waypoints) < half_width)
     return r[on] - (EGO_LENGTH + target_length) / 2, np.maximum(-rate[on], 0.0)
-
-
-def route_waypoints(route: np.ndarray, n: int) -> np.ndarray:
-    """``n`` waypoints along the route input's points (5, 10, 20, 30 m ahead, ego frame),
-    spaced like the route points and continued along the last segment."""
-    pts = route[:8].reshape(4, 2).astype(np.float64)
-    step = pts[3] - pts[2]
-    extra = pts[3] + step * np.arange(1, max(n - 4, 0) + 1)[:, None]
-    return np.concatenate([pts, extra])[:n]
 
 
 @dataclass
@@ -104,47 +98,6 @@ class EmergencyBrake:
                        target_speed=min(plan.target_speed, max(speed - brake, 0.0)))
 
 
-@dataclass
-class StuckRecovery:
-    """Creep on after standing still for ``after`` seconds with the planned path clear.
-
-    A cloned planner that has come to a stop can keep predicting "stay stopped": in its
-    data a standing car mostly stays standing (the inertia problem of behaviour cloning,
-    Codevilla et al. 2019). One instance per drive (it counts the time standing still).
-
-    Args:
-        after: Seconds standing still before creeping.
-        duration: Seconds of each creep.
-        creep_speed: Target speed (m/s) while creeping.
-        clear: Free bumper gap (m) the radar must show on the planned path.
-        dt: Seconds between calls (the simulator step).
-    """
-
-    after: float = 4.0
-    duration: float = 2.0
-    creep_speed: float = 2.0
-    clear: float = 6.0
-    dt: float = 0.1
-    _still: float = 0.0
-    _left: float = 0.0
-
-    def __call__(self, plan: Plan, obs: dict[str, np.ndarray], speed: float) -> Plan:
-        self._still = self._still + self.dt if speed < 0.3 else 0.0
-        if self._left <= 0 and self._still >= self.after:
-            gap, _ = targets_in_path(plan, np.asarray(obs["radar"]), 2.0, 4.6)
-            if not (gap < self.clear).any():
-                self._left = self.duration
-        if self._left <= 0:
-            return plan
-        self._left -= self.dt
-        # Creep along the route rather than the stuck plan's waypoints: a planner that
-        # will not move tends to point nowhere useful either.
-        path = route_waypoints(np.asarray(obs["route"]), len(plan.waypoints))
-        return replace(plan, waypoints=path,
-                       target_speed=max(plan.target_speed, self.creep_speed),
-                       accel=max(plan.accel, 1.0))
-
-
 def safety_layer() -> list[Guard]:
-    """Fresh guards for one drive: creep when stuck, then brake for what is in the way."""
-    return [StuckRecovery(), EmergencyBrake()]
+    """Fresh guards for one drive (today one: brake for what is in the way)."""
+    return [EmergencyBrake()]

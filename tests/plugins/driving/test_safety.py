@@ -12,9 +12,7 @@ from torchsuite.plugins.driving.expert import Plan
 from torchsuite.plugins.driving.policy import LearnedPolicy
 from torchsuite.plugins.driving.safety import (
     EmergencyBrake,
-    StuckRecovery,
     distance_to_path,
-    safety_layer,
 )
 from torchsuite.plugins.driving.sim.world import (
     KIND_PARKED,
@@ -30,8 +28,7 @@ def _radar(*targets: tuple[float, float, float]) -> dict[str, np.ndarray]:
     out = np.zeros((8, 4), np.float32)
     for k, (rng, az, rate) in enumerate(targets):
         out[k] = (rng, az, rate, 1.0)
-    route = np.array([5, 0.5, 10, 1, 20, 2, 30, 3, 10, 2], np.float32)  # bearing slightly left
-    return {"radar": out, "route": route}
+    return {"radar": out}
 
 
 def test_distance_to_path_follows_the_waypoints_and_their_extension() -> None:
@@ -78,43 +75,3 @@ def test_the_brake_keeps_a_reckless_planner_off_a_parked_car(
     braked = run_scenario(sc, LearnedPolicy(_Reckless(), guards=[EmergencyBrake()]))
     assert plain.collisions_static == 1
     assert braked.collisions_static == 0 and braked.collisions_vehicle == 0
-
-
-def test_stuck_recovery_creeps_only_after_standing_still_with_the_path_clear() -> None:
-    stopped = Plan(STRAIGHT * 0.1, 0.4, -0.5)  # a planner that keeps saying "stay"
-    guard = StuckRecovery(after=1.0, duration=0.5)
-    out = [guard(stopped, _radar(), 0.0) for _ in range(20)]
-    creeping = [p.target_speed >= guard.creep_speed and p.accel > 0 for p in out]
-    assert not any(creeping[:9])  # not before a second of standing still
-    assert any(creeping[9:15])
-    # ... along the route points, not the stuck plan
-    creep = next(p for p, c in zip(out, creeping, strict=True) if c)
-    assert np.allclose(creep.waypoints[:4], [[5, 0.5], [10, 1], [20, 2], [30, 3]])
-    assert np.allclose(creep.waypoints[4:], [[40, 4], [50, 5]])
-    assert sum(creeping) < len(out)  # in bursts of 0.5 s, not for good
-    blocked = StuckRecovery(after=1.0)
-    car_ahead = _radar((7.0, 0.0, 0.0))  # a standing car 2.4 m ahead on the path
-    assert all(blocked(stopped, car_ahead, 0.0) == stopped for _ in range(30))
-    moving = StuckRecovery(after=1.0)
-    assert all(moving(stopped, _radar(), 5.0) == stopped for _ in range(30))
-
-
-def test_safety_layer_gets_a_stuck_planner_moving_and_stops_it_behind_a_car(
-    place: Callable[..., Scenario],
-) -> None:
-    cfg = ScenarioConfig(grid=(3, 3), traffic=0, parked=0, slow=0, min_route=150.0)
-    sc = make_scenario(3, cfg)
-    lane = int(sc.path.at(sc.ego_s + 30.0, "route_lane"))
-    place(sc, [sc.ego_s + 30.0], [float(sc.path.lane_center(lane))], [0.0], kind=[KIND_PARKED])
-    sc.ego_lane, sc.ego_v, sc.time_limit = lane, 0.0, 40.0
-
-    class Frozen(_Reckless):
-        def forward(self, *inputs: torch.Tensor
-                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-            wp, _, _ = super().forward(*inputs)
-            return wp, torch.tensor([0.2]), torch.tensor([-0.5])
-
-    still = run_scenario(sc, LearnedPolicy(Frozen()))
-    guarded = run_scenario(sc, LearnedPolicy(Frozen(), guards=safety_layer()))
-    assert still.distance_km * 1000 < 0.1
-    assert guarded.collisions_static == 0 and guarded.distance_km * 1000 > 10.0
