@@ -65,7 +65,7 @@ NORMALIZED = ("imu", "route", "radar")
 class DrivingData(DataConfig):
     """Simulated drives (or your logged drives via ``--source DIR``)."""
 
-    drives: int = option(60, "expert drives to simulate for train/dev/test", ge=1)
+    drives: int = option(120, "expert drives to simulate for train/dev/test", ge=1)
     first_drive: int = option(0, "scenario seed of the first drive (another DAgger iteration "
                                  "can visit new scenarios); keep below eval.seed_offset", ge=0)
     target_drives: int = option(10, "drives in the target town/weather (0: no target split)",
@@ -129,10 +129,10 @@ class DrivingEval:
 
 @dataclass
 class DrivingTrain(TrainConfig):
-    """Trainer settings with driving defaults: a few minutes on 2 CPU cores."""
+    """Trainer settings with driving defaults: about 9 minutes on one CPU core."""
 
-    max_steps: int = option(400, "optimizer steps to run", ge=1)
-    eval_every: int = option(100, "evaluate on dev every N steps (0: only at the end)", ge=0)
+    max_steps: int = option(3000, "optimizer steps to run", ge=1)
+    eval_every: int = option(500, "evaluate on dev every N steps (0: only at the end)", ge=0)
     eval_batches: int = option(20, "cap on dev batches per evaluation (0: whole dev split)",
                                ge=0)
 
