@@ -9,6 +9,7 @@ import pytest
 import torch
 from torchsuite.plugins.driving.sim.world import (
     KIND_MOVING,
+    KIND_PARKED,
     Scenario,
     ScenarioConfig,
     make_scenario,
@@ -56,3 +57,24 @@ def empty_scenario() -> Scenario:
     """A small town, a route of >= 150 m, no traffic."""
     cfg = ScenarioConfig(grid=(3, 3), traffic=0, parked=0, slow=0, min_route=150.0)
     return make_scenario(3, cfg)
+
+
+@pytest.fixture
+def parked_ahead(empty_scenario: Scenario) -> Callable[..., Scenario]:
+    """``parked_ahead(ahead, lane=None)``: the empty scenario with one car parked ``ahead``
+    metres in front of the ego, in ``lane`` (default the kerb lane; "route" = the lane the
+    route wants there), shifted 0.6 m towards the kerb as the simulator parks them; the ego
+    starts in that lane."""
+
+    def make(ahead: float, lane: int | str | None = None) -> Scenario:
+        sc = empty_scenario
+        s = sc.ego_s + ahead
+        if lane == "route":
+            lane = int(sc.path.at(s, "route_lane"))
+        lane = sc.path.lanes - 1 if lane is None else int(lane)
+        place_vehicles(sc, [s], [float(sc.path.lane_center(lane)) - 0.6], [0.0],
+                       kind=[KIND_PARKED])
+        sc.ego_lane = lane
+        return sc
+
+    return make

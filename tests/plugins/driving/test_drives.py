@@ -123,17 +123,11 @@ def test_noise_injection_is_seeded_short_and_bounded() -> None:
 
 
 def test_dagger_recording_keeps_expert_labels_while_another_policy_drives(
-    place: Callable[..., Scenario],
+    parked_ahead: Callable[..., Scenario],
 ) -> None:
     from torchsuite.plugins.driving.expert import BaselinePolicy
-    from torchsuite.plugins.driving.sim.world import KIND_PARKED
 
-    cfg = ScenarioConfig(grid=(3, 3), traffic=0, parked=0, slow=0, min_route=150.0)
-    sc = make_scenario(3, cfg)
-    kerb = sc.path.lanes - 1
-    sc.ego_lane = kerb
-    place(sc, [sc.ego_s + 40.0], [float(sc.path.lane_center(kerb)) - 0.6], [0.0],
-          kind=[KIND_PARKED])
+    sc = parked_ahead(40.0)
     sc.time_limit = 11.95
     drive, result = record_drive(sc, SensorConfig(), every=4, driver=BaselinePolicy())
     validate_drive(drive, "dagger")

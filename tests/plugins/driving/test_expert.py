@@ -18,7 +18,6 @@ from torchsuite.plugins.driving.expert import (
     acc_accel,
 )
 from torchsuite.plugins.driving.sim.world import (
-    KIND_PARKED,
     Scenario,
     ScenarioConfig,
     World,
@@ -89,14 +88,10 @@ def test_expert_follows_a_braking_leader_in_the_world_without_collision(
     assert 1.0 < gaps[-1] < 8.0  # close behind, not touching
 
 
-def test_expert_beats_the_baseline_around_a_parked_car(place: Callable[..., Scenario]) -> None:
-    cfg = ScenarioConfig(grid=(3, 3), traffic=0, parked=0, slow=0, min_route=150.0)
-    sc = make_scenario(3, cfg)
-    kerb = sc.path.lanes - 1
-    s_block = sc.ego_s + 60.0
-    d = float(sc.path.lane_center(kerb)) - 0.6
-    place(sc, [s_block], [d], [0.0], kind=[KIND_PARKED])
-    sc.ego_lane = kerb
+def test_expert_beats_the_baseline_around_a_parked_car(
+    parked_ahead: Callable[..., Scenario],
+) -> None:
+    sc = parked_ahead(60.0)
     sc.time_limit = 30.0
     expert = run_scenario(sc, ExpertPolicy(), max_steps=250, sense_every=10**6)
     baseline = run_scenario(sc, BaselinePolicy(), max_steps=250, sense_every=10**6)
@@ -106,17 +101,13 @@ def test_expert_beats_the_baseline_around_a_parked_car(place: Callable[..., Scen
 
 
 def test_expert_pulls_out_from_standstill_close_behind_a_parked_car(
-    place: Callable[..., Scenario],
+    parked_ahead: Callable[..., Scenario],
 ) -> None:
     # Stopped about where the expert stops behind a parked car (7 m gap) in the kerb lane,
     # nothing in the next lane: it must creep out and pass (it used to wait there until
     # the time limit).
-    cfg = ScenarioConfig(grid=(3, 3), traffic=0, parked=0, slow=0, min_route=150.0)
-    sc = make_scenario(3, cfg)
-    kerb = sc.path.lanes - 1
-    place(sc, [sc.ego_s + 11.5], [float(sc.path.lane_center(kerb)) - 0.6], [0.0],
-          kind=[KIND_PARKED])
-    sc.ego_lane, sc.ego_v, sc.time_limit = kerb, 0.0, 25.0
+    sc = parked_ahead(11.5)
+    sc.ego_v, sc.time_limit = 0.0, 25.0
     res = run_scenario(sc, ExpertPolicy(), sense_every=10**6)
     assert res.collisions_static == 0 and res.collisions_vehicle == 0
     assert res.distance_km * 1000 > 40.0  # well past the parked car

@@ -15,10 +15,7 @@ from torchsuite.plugins.driving.safety import (
     distance_to_path,
 )
 from torchsuite.plugins.driving.sim.world import (
-    KIND_PARKED,
     Scenario,
-    ScenarioConfig,
-    make_scenario,
 )
 
 STRAIGHT = np.stack([np.arange(1, 7) * 3.0, np.zeros(6)], 1)
@@ -64,13 +61,10 @@ class _Reckless(nn.Module):
 
 
 def test_the_brake_keeps_a_reckless_planner_off_a_parked_car(
-    place: Callable[..., Scenario],
+    parked_ahead: Callable[..., Scenario],
 ) -> None:
-    cfg = ScenarioConfig(grid=(3, 3), traffic=0, parked=0, slow=0, min_route=150.0)
-    sc = make_scenario(3, cfg)
-    lane = int(sc.path.at(sc.ego_s + 30.0, "route_lane"))
-    place(sc, [sc.ego_s + 30.0], [float(sc.path.lane_center(lane))], [0.0], kind=[KIND_PARKED])
-    sc.ego_lane, sc.ego_v, sc.time_limit = lane, 10.0, 6.0
+    sc = parked_ahead(30.0, lane="route")
+    sc.ego_v, sc.time_limit = 10.0, 6.0
     plain = run_scenario(sc, LearnedPolicy(_Reckless()))
     braked = run_scenario(sc, LearnedPolicy(_Reckless(), guards=[EmergencyBrake()]))
     assert plain.collisions_static == 1
