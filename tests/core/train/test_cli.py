@@ -87,11 +87,13 @@ def test_sigterm_saves_and_resume_continues_exactly(tiny_site: Path, tmp_path: P
 
 
 def test_sigint_saves_before_exit(make_task: Any, tmp_path: Path) -> None:
+    # The handler in place before (default, or SIG_IGN under nohup / a background job).
+    before = signal.getsignal(signal.SIGINT)
     res = fit(make_task("train.max_steps=20", "data.stop_at=5", "data.stop_signal=SIGINT"),
               tmp_path)
     assert res.interrupted == signal.SIGINT and res.steps == 5
     assert latest_checkpoint(tmp_path).name == "step-5.pt"
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+    assert signal.getsignal(signal.SIGINT) is before  # handler restored
     again = fit(make_task("train.max_steps=20"), tmp_path, resume_from=tmp_path)
     assert again.steps == 20 and not again.interrupted
 
