@@ -192,22 +192,23 @@ class ExpertPolicy:
         self._d_prev = e.d
         best: tuple[float, int, float, float, np.ndarray, np.ndarray] | None = None
         t = self.horizon
+        g2, v2 = _lead_in_path(world)  # the same for every candidate lane
         for lane in range(max(cur - 1, 0), min(cur + 2, path.lanes)):
             own_gap, own_v = _lead_in_lane(world, lane)
             gap, v_lead = own_gap, own_v
             s0 = STANDING_S0 if own_v < 0.5 else ACC_S0
-            if lane != cur:  # the car ahead in our own lane still matters while we move over
-                g2, v2 = _lead_in_path(world)
-                if g2 < gap and g2 < 15.0:
-                    # Pulling out from behind something standing may creep to within a
-                    # metre of it; with the full standstill gap a stopped car never starts.
-                    gap, v_lead, s0 = g2, v2, (1.0 if v2 < 0.5 else ACC_S0)
+            # The car ahead of our body still matters while we move over to another lane.
+            if lane != cur and g2 < gap and g2 < 15.0:
+                # Pulling out from behind something standing may creep to within a metre
+                # of it; with the full standstill gap a stopped car never starts.
+                gap, v_lead, s0 = g2, v2, (1.0 if v2 < 0.5 else ACC_S0)
             a, emergency = acc_accel(e.v, v_des, gap, v_lead, self.prev_a, world.dt, s0)
             # A lane blocked by something standing still costs far more than a detour.
             blocked = 20.0 if (own_gap < 30.0 and own_v < 0.5) else 0.0
             unsafe = lane != cur and _follower_unsafe(world, lane)
             v_traj = np.maximum(e.v + a * t, 0.0)
             s_traj = e.s + (e.v + v_traj) / 2 * t
+            route_cost = self._route_cost(world, lane)  # independent of T
             for T in (3.0, 4.5):
                 d_traj = _quintic(e.d, d_rate, float(path.lane_center(lane)), T, t)
                 collide = self._collides(world, d_traj, s_traj)
@@ -220,7 +221,7 @@ class ExpertPolicy:
                     + 0.5 * lat_acc
                     + (1.0 if lane != cur else 0.0)
                     + (0.8 if lane != self.target_lane else 0.0)  # hysteresis
-                    + self._route_cost(world, lane)
+                    + route_cost
                     + 0.3 * (T == 4.5)
                     + (3.0 if emergency else 0.0)
                 )
