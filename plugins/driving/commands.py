@@ -77,8 +77,8 @@ def evaluate(args: argparse.Namespace) -> int:
         if p == "learned":
             factories["learned"] = lambda: LearnedPolicy(model)
         elif p == "learned+safety":
-            factories[p] = lambda: LearnedPolicy(model, name="learned+safety",
-                                                 guards=safety_layer())
+            factories["learned+safety"] = lambda: LearnedPolicy(model, name="learned+safety",
+                                                              guards=safety_layer())
         elif p == "expert":
             factories["expert"] = ExpertPolicy
         else:
@@ -104,7 +104,7 @@ def evaluate(args: argparse.Namespace) -> int:
         scores[name] = [r.score for r in results]
     table = format_table(rows)
     print(table)
-    for name in (p for p in learned if "expert" in rows):
+    for name in learned if "expert" in rows else ():
         e, lrn = rows["expert"], rows[name]
         ratio = lrn["driving_score"] / max(e["driving_score"], 1e-9)
         print(f"{name}/expert driving score = {ratio:.3f} (goal >= 0.90); collisions/km "

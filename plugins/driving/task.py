@@ -155,13 +155,14 @@ class DrivingConfig(TrainableConfig):
 
     def validate(self) -> None:
         d = self.data
-        if d.first_drive + max(d.drives, d.target_drives) > self.eval.seed_offset:
+        last = d.first_drive + max(d.drives, d.target_drives)
+        if last > self.eval.seed_offset:
             raise ConfigError(
-                f"data.first_drive + data.drives = {d.first_drive + d.drives} reaches "
+                f"data.first_drive + max(data.drives, data.target_drives) = {last} reaches "
                 f"eval.seed_offset = {self.eval.seed_offset}: training drives would reuse the "
                 f"held-out evaluation scenarios. Lower data.first_drive or raise "
                 f"eval.seed_offset.")
-        if self.data.lanes < 2 and self.data.parked > 0:
+        if d.lanes < 2 and d.parked > 0:
             raise ConfigError("data.parked > 0 needs data.lanes >= 2 (parked cars block the "
                               "kerb lane and the only way round is the next lane).")
 
