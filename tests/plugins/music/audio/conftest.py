@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,6 +17,8 @@ import pytest
 import soundfile as sf
 import torch
 from torchsuite.core.config import resolve_config
+from torchsuite.core.errors import DataError
+from torchsuite.plugins.music.audio.render import find_soundfont
 from torchsuite.plugins.music.audio.task import MusicAudioConfig, MusicAudioTask
 
 SR = 16000
@@ -128,3 +131,14 @@ def recordings(tmp_path: Path) -> Path:
         sf.write(str(d / f"take{k}.wav"), wave.numpy(), 22050)
     return d
 
+
+
+@pytest.fixture
+def fluidsynth() -> None:
+    """Skip, saying how to install them, unless FluidSynth and a GM soundfont are here."""
+    if shutil.which("fluidsynth") is None:
+        pytest.skip("fluidsynth is not installed (run `bash scripts/install-system-deps.sh`)")
+    try:
+        find_soundfont()
+    except DataError:
+        pytest.skip("no General MIDI soundfont (run `bash scripts/install-system-deps.sh`)")

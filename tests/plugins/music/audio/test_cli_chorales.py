@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 from suite_testing import run_suite
-from torchsuite.core.errors import DataError
-from torchsuite.plugins.music.audio.render import find_soundfont
 
 
 @pytest.mark.slow  # music21 parsing + FluidSynth rendering + three fresh interpreters
+@pytest.mark.usefixtures("fluidsynth")
 def test_prepare_train_synthesize_on_rendered_chorales(tmp_path: Path) -> None:
     pytest.importorskip("music21", reason="the [music] extra (music21) is not installed")
-    if shutil.which("fluidsynth") is None:
-        pytest.skip("fluidsynth is not installed (run `bash scripts/install-system-deps.sh`)")
-    try:
-        find_soundfont()
-    except DataError:
-        pytest.skip("no General MIDI soundfont (run `bash scripts/install-system-deps.sh`)")
     small = ["data.max_pieces=3", "data.max_seconds=4", 'data.voices=["violin","flute"]',
              "data.target_voice=cello"]
     proc = run_suite(["prepare", "music-audio", *small], cwd=tmp_path, timeout=600)

@@ -2,28 +2,16 @@
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 import torch
-from torchsuite.core.errors import DataError
 from torchsuite.plugins.music.audio.features import FeatureSpec, cents_between, f0_and_voicing
 from torchsuite.plugins.music.audio.notes import Line, NoteEvent, line_features
-from torchsuite.plugins.music.audio.render import find_soundfont, render_line
-
-
-def _soundfont_or_skip() -> None:
-    if shutil.which("fluidsynth") is None:
-        pytest.skip("fluidsynth is not installed (run `bash scripts/install-system-deps.sh`)")
-    try:
-        find_soundfont()
-    except DataError:
-        pytest.skip("no General MIDI soundfont (run `bash scripts/install-system-deps.sh`)")
+from torchsuite.plugins.music.audio.render import render_line
 
 
 @pytest.mark.parametrize("voice", ["violin", "flute"])
+@pytest.mark.usefixtures("fluidsynth")
 def test_fluidsynth_renders_the_notes_pitch(voice: str) -> None:
-    _soundfont_or_skip()
     spec = FeatureSpec()
     line = Line("t", [NoteEvent(67, 0.0, 0.6), NoteEvent(72, 0.6, 1.2)])
     wave = render_line(line, voice, spec)
@@ -37,8 +25,8 @@ def test_fluidsynth_renders_the_notes_pitch(voice: str) -> None:
     assert float(cents.median()) < 30.0
 
 
+@pytest.mark.usefixtures("fluidsynth")
 def test_two_voices_sound_different() -> None:
-    _soundfont_or_skip()
     spec = FeatureSpec()
     line = Line("t", [NoteEvent(67, 0.0, 0.8)])
     a, b = render_line(line, "violin", spec), render_line(line, "flute", spec)
