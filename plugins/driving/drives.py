@@ -20,20 +20,31 @@ from .sim.sensors import SensorConfig, sensor_shapes
 from .sim.world import Scenario, World
 
 __all__ = [
+    "HISTORY_DT",
     "MANEUVERS",
+    "MODEL_INPUTS",
     "OPTIONAL_FIELDS",
     "SENSORS",
     "STATE_FIELDS",
     "SteeringNoise",
     "drive_records",
+    "history_index",
     "load_drive",
     "maneuver_ids",
     "record_drive",
+    "relative_pose",
     "save_drive",
     "validate_drive",
 ]
 
 SENSORS = ("camera", "lidar", "radar", "imu", "route")
+#: How far back the planner's second LiDAR sweep is (s). One sweep shows where the cars
+#: are, two show where they are going: whether the car in the next lane is parked or
+#: closing at 12 m/s decides whether a gap is one.
+HISTORY_DT = 0.4
+#: The planner's inputs, in its ``forward`` order: the sensors, then the earlier LiDAR
+#: sweep and that sweep's ego pose in the current ego frame (x, y, yaw) from localization.
+MODEL_INPUTS = (*SENSORS, "lidar_prev", "prev_pose")
 #: Required non-sensor per-frame fields: timestamp (s), ego pose (x, y, yaw), speed (m/s).
 STATE_FIELDS: dict[str, tuple[int, ...]] = {"t": (), "pose": (3,), "speed": ()}
 #: Optional label fields. Without them labels come from the drive's own future poses
@@ -249,12 +260,36 @@ def future_labels(drive: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray,
     return wp, v1, valid
 
 
+def relative_pose(past: np.ndarray, now: np.ndarray) -> np.ndarray:
+    """Pose ``past`` (x, y, yaw in the world) expressed in the ego frame of pose ``now``.
+
+    Args:
+        past: ``[..., 3]`` world poses.
+        now: ``[..., 3]`` world poses (broadcast against ``past``).
+
+    Returns:
+        ``[..., 3]`` float32: x forward, y left (m), yaw (rad, wrapped to [-π, π)).
+    """
+    dx, dy = past[..., 0] - now[..., 0], past[..., 1] - now[..., 1]
+    c, s = np.cos(now[..., 2]), np.sin(now[..., 2])
+    dyaw = (past[..., 2] - now[..., 2] + np.pi) % (2 * np.pi) - np.pi
+    return np.stack([dx * c + dy * s, -dx * s + dy * c, dyaw], -1).astype(np.float32)
+
+
+def history_index(t: np.ndarray) -> np.ndarray:
+    """For every frame, the latest frame at least :data:`HISTORY_DT` older (frame 0 for
+    the drive's first frames, as a planner starting up has only its first sweep)."""
+    j = np.searchsorted(t, t - HISTORY_DT + 1e-6, side="right") - 1
+    return np.clip(j, 0, None)
+
+
 def drive_records(drive: dict[str, np.ndarray]) -> list[dict[str, np.ndarray]]:
     """One training record per labelled frame: sensors + waypoints, target speed, accel.
 
     With the expert's plan stored (simulated drives) every frame is labelled by it;
     otherwise labels come from the drive's own future (frames without a full 3 s future
-    are dropped) and the acceleration from the speed trace.
+    are dropped) and the acceleration from the speed trace. Each record also carries the
+    LiDAR sweep :data:`HISTORY_DT` earlier and that frame's pose in the current ego frame.
     """
     if "plan_waypoints" in drive and "plan_speed" in drive:
         idx = np.arange(len(drive["t"]))
@@ -267,9 +302,13 @@ def drive_records(drive: dict[str, np.ndarray]) -> list[dict[str, np.ndarray]]:
     else:
         acc = np.gradient(np.asarray(drive["speed"], np.float64),
                           np.asarray(drive["t"], np.float64)).astype(np.float32)
+    pose = np.asarray(drive["pose"], np.float64)
+    prev = history_index(np.asarray(drive["t"], np.float64))
     out = []
     for j, i in enumerate(idx):
         rec = {k: np.asarray(drive[k][i]) for k in SENSORS}
+        rec["lidar_prev"] = np.asarray(drive["lidar"][prev[i]], np.float16)
+        rec["prev_pose"] = relative_pose(pose[prev[i]], pose[i])
         rec["camera"] = rec["camera"].astype(np.uint8)
         rec["lidar"] = rec["lidar"].astype(np.float16)
         rec["radar"] = rec["radar"].astype(np.float32)

@@ -2,13 +2,16 @@
 
 Inputs (a batch dict, the sensor fields of a record):
     camera ``uint8 [B, 3, H, H]``, lidar ``[B, R]`` ranges, radar ``[B, K, 4]``,
-    imu ``[B, 4]``, route ``[B, 10]``.
+    imu ``[B, 4]``, route ``[B, 10]``, and (``history=True``) lidar_prev ``[B, R]``, the
+    sweep 0.4 s earlier, with prev_pose ``[B, 3]``, where the ego was then (current frame).
 Outputs: waypoints ``[B, N, 2]`` (ego frame, m), target speed ``[B]`` (m/s) and
 acceleration ``[B]`` (m/s²).
 
 Camera branch: a slim ResNet from torchvision's ``BasicBlock`` (default; fast on CPU) or
 ``torchvision.models.resnet18(weights=None)``. LiDAR branch: ranges are scattered into a
-bird's-eye occupancy grid aligned with the camera raster, then a small ResNet. Fusion:
+bird's-eye occupancy grid aligned with the camera raster (with history, the earlier sweep
+moved into the current ego frame is a second channel, so moving cars show as pairs of
+blobs), then a small ResNet. Fusion:
 ``concat`` (pooled features + MLP) or ``transformer`` (TransFuser-style self-attention
 over camera tokens, LiDAR tokens and a state token).
 """
@@ -62,18 +65,24 @@ class ResNet18Features(nn.Module):
 
 
 def lidar_bev(ranges: torch.Tensor, size: int, res: float, ego_row: int,
-              max_range: float) -> torch.Tensor:
+              max_range: float, pose: torch.Tensor | None = None) -> torch.Tensor:
     """Scatter LiDAR returns into an ego-centric occupancy grid like the camera raster.
 
     Args:
         ranges: ``[B, R]`` ranges at azimuths ``2πk/R``.
+        pose: ``[B, 3]`` where the sweep was taken (x, y, yaw in the current ego frame);
+            None: taken here.
 
     Returns:
         ``[B, 1, size, size]`` occupancy (1 where at least one return fell in the cell).
     """
     b, r = ranges.shape
     ang = torch.arange(r, device=ranges.device, dtype=ranges.dtype) * (2 * math.pi / r)
+    if pose is not None:
+        ang = ang + pose[:, 2:3].to(ranges.dtype)  # [B, R]
     x, y = ranges * torch.cos(ang), ranges * torch.sin(ang)  # [B, R]
+    if pose is not None:
+        x, y = x + pose[:, 0:1].to(x.dtype), y + pose[:, 1:2].to(y.dtype)
     row = (ego_row - x / res).floor().long()
     col = (size / 2 - y / res).floor().long()
     hit = (ranges < max_range - 1e-3) & (row >= 0) & (row < size) & (col >= 0) & (col < size)
@@ -125,6 +134,7 @@ class FusionPlanner(nn.Module):
         lidar_res: float = 1.0,
         lidar_ego_row: int = 48,
         imu_channels: tuple[int, ...] = (0,),
+        history: bool = True,
         radar_targets: int = 8,
         stats: dict[str, list[float]] | None = None,
     ) -> None:
@@ -144,7 +154,8 @@ class FusionPlanner(nn.Module):
         self.register_buffer("imu_mask", mask, persistent=False)
         backbone = ResNet18Features if camera_backbone == "resnet18" else SlimResNet
         self.camera = backbone(3, width)
-        self.lidar = SlimResNet(1, width)
+        self.history = history
+        self.lidar = SlimResNet(2 if history else 1, width)
         stats = stats or {}
         for name, dim in (("imu", 4), ("route", 10), ("radar", 4)):
             mean = torch.tensor(stats.get(f"{name}_mean", [0.0] * dim), dtype=torch.float32)
@@ -172,12 +183,21 @@ class FusionPlanner(nn.Module):
         return (x - getattr(self, f"{name}_mean")) / getattr(self, f"{name}_std")
 
     def forward(self, camera: torch.Tensor, lidar: torch.Tensor, radar: torch.Tensor,
-                imu: torch.Tensor, route: torch.Tensor
+                imu: torch.Tensor, route: torch.Tensor, lidar_prev: torch.Tensor | None = None,
+                prev_pose: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         b = camera.shape[0]
         cam = self.camera(camera.float() / 255.0)  # [B, w, h, h]
         size, res, ego_row, max_range = self.bev
-        lid = self.lidar(lidar_bev(lidar.float(), size, res, ego_row, max_range))
+        bev = lidar_bev(lidar.float(), size, res, ego_row, max_range)  # [B, 1, H, H]
+        if self.history:
+            if lidar_prev is None or prev_pose is None:
+                raise ValueError("this planner was built with history=True: pass lidar_prev "
+                                 "and prev_pose (drives.MODEL_INPUTS)")
+            past = lidar_bev(lidar_prev.float(), size, res, ego_row, max_range,
+                             prev_pose.float())
+            bev = torch.cat([bev, past], 1)  # [B, 2, H, H]
+        lid = self.lidar(bev)
         valid = radar[..., 3:4].float()
         rad = self._norm("radar", radar.float()) * valid  # [B, K, 4], empty slots zero
         rad = torch.cat([rad[..., :3], valid], -1)

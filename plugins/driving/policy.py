@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .drives import SENSORS
+from .drives import HISTORY_DT, MODEL_INPUTS, relative_pose
 from .expert import Plan
 from .safety import Guard
 from .sim.world import World
@@ -22,7 +23,12 @@ ABLATABLE = ("camera", "lidar", "radar", "imu")
 
 
 class LearnedPolicy:
-    """Runs the fusion planner on the current sensor frame (batch 1, CPU)."""
+    """Runs the fusion planner on the current sensor frame (batch 1, CPU).
+
+    One instance drives one scenario: it keeps the LiDAR sweeps of the last
+    :data:`~.drives.HISTORY_DT` seconds with the ego pose each was taken at (from the
+    world's localization), for planners that read the earlier sweep.
+    """
 
     uses_sensors = True
 
@@ -32,13 +38,30 @@ class LearnedPolicy:
         self.drop = set(drop)
         self.name = name
         self.guards = list(guards)
+        self._sweeps: deque[tuple[float, np.ndarray, np.ndarray]] = deque()
+
+    def _history(self, world: World | None, lidar: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The sweep :data:`HISTORY_DT` ago (the oldest one kept before that) and its pose
+        in the current ego frame; the current sweep at the start of a drive."""
+        if world is None:  # a single frame without a world: no motion known
+            return lidar, np.zeros(3, np.float32)
+        e = world.ego
+        now = np.array([e.x, e.y, e.yaw])
+        self._sweeps.append((world.t, np.asarray(lidar), now))
+        while len(self._sweeps) > 1 and self._sweeps[1][0] <= world.t - HISTORY_DT + 1e-6:
+            self._sweeps.popleft()
+        _, past, pose = self._sweeps[0]
+        return past, relative_pose(pose, now)
 
     @torch.no_grad()
     def act(self, world: World, obs: dict[str, np.ndarray]) -> Plan:
+        lidar_prev, prev_pose = self._history(world, obs["lidar"])
+        frame = {**obs, "lidar_prev": lidar_prev, "prev_pose": prev_pose}
         inputs = []
-        for k in SENSORS:
-            x = torch.as_tensor(np.asarray(obs[k]))[None]
-            inputs.append(torch.zeros_like(x) if k in self.drop else x)
+        for k in MODEL_INPUTS:
+            x = torch.as_tensor(np.asarray(frame[k]))[None]
+            lidar_input = k in ("lidar_prev", "prev_pose") and "lidar" in self.drop
+            inputs.append(torch.zeros_like(x) if k in self.drop or lidar_input else x)
         wp, speed, accel = self.model(*inputs)
         plan = Plan(wp[0].numpy().astype(np.float64), max(float(speed[0]), 0.0),
                     float(accel[0]))

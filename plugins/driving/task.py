@@ -44,6 +44,7 @@ from torchsuite.core.data.preprocess import (
 from .closed_loop import Policy
 from .drives import (
     MANEUVERS,
+    MODEL_INPUTS,
     SENSORS,
     drive_records,
     load_drive,
@@ -112,6 +113,9 @@ class DrivingModel:
     imu: str = option("speed", "IMU channels the planner sees: 'speed' or 'all' (adds the "
                                "accelerations and yaw rate, which a cloned planner tends to "
                                "copy instead of reacting)", choices=("speed", "all"))
+    history: bool = option(True, "also give the planner the LiDAR sweep 0.4 s earlier, moved "
+                                 "into the current ego frame (shows which cars move and "
+                                 "how fast)")
     speed_weight: float = option(0.5, "loss weight of the target-speed head", ge=0.0)
     accel_weight: float = option(0.5, "loss weight of the acceleration head", ge=0.0)
 
@@ -332,6 +336,15 @@ class DrivingTask(Task[DrivingConfig]):
                 out[split] = ds
         extra = [ShardedDataset(p, "train", transform=_to_tensor)
                  for p in self._extra_train_dirs()]
+        for where, ds in ((self.data_dir, out.get("train")),
+                          *zip(self._extra_train_dirs(), extra, strict=True)):
+            if ds is not None and len(ds):
+                missing = [k for k in self.model_inputs if k not in ds[0]]
+                if missing:
+                    raise DataError(
+                        f"{where}: records lack {missing}, which this planner reads (prepared "
+                        f"by an older version). Prepare it again (`suite prepare driving "
+                        f"--overwrite true ...`) or train with model.history=false.")
         if extra:
             out["train"] = ConcatDataset([out["train"], *extra])
         return out
@@ -344,11 +357,16 @@ class DrivingTask(Task[DrivingConfig]):
         return FusionPlanner(camera_backbone=m.camera_backbone, fusion=m.fusion, width=m.width,
                              n_waypoints=N_WAYPOINTS, lidar_res=m.lidar_res,
                              imu_channels=(0,) if m.imu == "speed" else (0, 1, 2, 3),
-                             stats=self.norm_stats())
+                             history=m.history, stats=self.norm_stats())
+
+    @property
+    def model_inputs(self) -> tuple[str, ...]:
+        """Record fields the planner's ``forward`` takes, in order."""
+        return MODEL_INPUTS if self.cfg.model.history else SENSORS
 
     def _loss(self, model: nn.Module, batch: dict[str, torch.Tensor],
               balanced: bool = False) -> StepOutput:
-        wp, speed, accel = model(*(batch[k] for k in SENSORS))
+        wp, speed, accel = model(*(batch[k] for k in self.model_inputs))
         target_wp = batch["waypoints"].float()
         l_wp = F.l1_loss(wp, target_wp)
         l_sp = F.l1_loss(speed, batch["target_speed"].float())
@@ -372,6 +390,9 @@ class DrivingTask(Task[DrivingConfig]):
 
     def example_inputs(self) -> tuple[torch.Tensor, ...]:
         s = SensorConfig()
-        return (torch.zeros(1, 3, s.camera_size, s.camera_size, dtype=torch.uint8),
-                torch.full((1, s.lidar_rays), s.lidar_range), torch.zeros(1, s.radar_targets, 4),
-                torch.zeros(1, 4), torch.zeros(1, 10))
+        sensors = (torch.zeros(1, 3, s.camera_size, s.camera_size, dtype=torch.uint8),
+                   torch.full((1, s.lidar_rays), s.lidar_range),
+                   torch.zeros(1, s.radar_targets, 4), torch.zeros(1, 4), torch.zeros(1, 10))
+        if not self.cfg.model.history:
+            return sensors
+        return (*sensors, torch.full((1, s.lidar_rays), s.lidar_range), torch.zeros(1, 3))

@@ -9,9 +9,12 @@ import numpy as np
 import pytest
 from torchsuite.core import DataError
 from torchsuite.plugins.driving.drives import (
+    HISTORY_DT,
+    MODEL_INPUTS,
     drive_records,
     load_drive,
     record_drive,
+    relative_pose,
     save_drive,
     validate_drive,
 )
@@ -52,6 +55,25 @@ def test_waypoints_are_in_the_ego_frame() -> None:
     recs = drive_records(drive)
     assert np.allclose(recs[0]["waypoints"][:, 0], 0.0, atol=1e-6)
     assert (recs[0]["waypoints"][:, 1] < 0).all()  # east is to the right (-y) of north
+
+
+def test_records_carry_the_lidar_sweep_from_history_dt_earlier_and_where_it_was_taken(
+) -> None:
+    drive = _synthetic_drive()  # 10 m/s east, frames every 0.2 s
+    drive["lidar"][:, 0] = np.arange(len(drive["t"]))  # sweep k has 'k' in ray 0
+    recs = drive_records(drive)
+    back = round(HISTORY_DT / 0.2)
+    assert recs[0]["lidar_prev"][0] == 0  # the first frames have only the first sweep
+    assert np.allclose(recs[0]["prev_pose"], 0.0)
+    assert recs[10]["lidar_prev"][0] == 10 - back
+    assert np.allclose(recs[10]["prev_pose"], [-10.0 * back * 0.2, 0.0, 0.0], atol=1e-4)
+    assert set(MODEL_INPUTS) <= set(recs[10])
+
+
+def test_relative_pose_rotates_into_the_current_heading() -> None:
+    # now at the origin facing north (+y); the past pose 4 m south facing north-east
+    rel = relative_pose(np.array([0.0, -4.0, np.pi / 4]), np.array([0.0, 0.0, np.pi / 2]))
+    assert np.allclose(rel, [-4.0, 0.0, -np.pi / 4], atol=1e-6)
 
 
 @pytest.mark.parametrize(

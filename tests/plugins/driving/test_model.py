@@ -1,9 +1,11 @@
-"""The fusion planner's inputs: which IMU channels it sees, how far its LiDAR grid reaches."""
+"""The fusion planner's inputs: which IMU channels it sees, how far its LiDAR grid reaches,
+where the earlier LiDAR sweep lands."""
 
 from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 from torchsuite.plugins.driving.model import FusionPlanner, lidar_bev
 
@@ -12,7 +14,8 @@ def _inputs() -> list[torch.Tensor]:
     g = torch.Generator().manual_seed(0)
     return [torch.randint(0, 255, (2, 3, 64, 64), generator=g, dtype=torch.uint8),
             torch.rand(2, 360, generator=g) * 50, torch.rand(2, 8, 4, generator=g),
-            torch.randn(2, 4, generator=g), torch.randn(2, 10, generator=g)]
+            torch.randn(2, 4, generator=g), torch.randn(2, 10, generator=g),
+            torch.rand(2, 360, generator=g) * 50, torch.randn(2, 3, generator=g)]
 
 
 def test_speed_only_planner_ignores_the_imu_accelerations() -> None:
@@ -39,3 +42,29 @@ def test_lidar_grid_reaches_further_at_a_coarser_resolution() -> None:
     assert fine.sum() == 0  # beyond the 24 m the 0.5 m grid covers
     assert coarse.sum() == 1 and coarse[0, 0, 48 - 40, 32] == 1
     assert math.isclose(float(coarse.max()), 1.0)
+
+
+def test_earlier_sweep_is_moved_into_the_current_ego_frame() -> None:
+    ranges = torch.full((2, 360), 50.0)
+    ranges[:, 0] = 10.0  # a return 10 m straight ahead of where the sweep was taken
+    # sweep 0 taken 4 m behind the current pose; sweep 1 there too but facing left
+    pose = torch.tensor([[-4.0, 0.0, 0.0], [-4.0, 0.0, math.pi / 2]])
+    grid = lidar_bev(ranges, 64, 1.0, 48, 50.0, pose)
+    assert grid[0, 0, 48 - 6, 32] == 1 and grid[0].sum() == 1  # 6 m ahead now
+    assert grid[1, 0, 48 + 4, 32 - 10] == 1 and grid[1].sum() == 1  # 4 m behind, 10 m left
+
+
+def test_history_planner_reads_the_earlier_sweep_and_the_plain_one_does_not() -> None:
+    torch.manual_seed(0)
+    with_history = FusionPlanner(width=16).eval()
+    torch.manual_seed(0)
+    plain = FusionPlanner(width=16, history=False).eval()
+    x = _inputs()
+    moved = [t.clone() for t in x]
+    moved[6][:, 0] += 3.0  # the earlier sweep was taken elsewhere
+    with torch.no_grad():
+        assert not torch.allclose(with_history(*x)[0], with_history(*moved)[0])
+        assert torch.equal(plain(*x)[0], plain(*moved)[0])
+        assert torch.equal(plain(*x[:5])[0], plain(*x)[0])
+        with pytest.raises(ValueError, match="lidar_prev"):
+            with_history(*x[:5])

@@ -53,7 +53,7 @@ class _Reckless(nn.Module):
     """A 'planner' that follows the route points at 12 m/s whatever is in the way."""
 
     def forward(self, camera: torch.Tensor, lidar: torch.Tensor, radar: torch.Tensor,
-                imu: torch.Tensor, route: torch.Tensor
+                imu: torch.Tensor, route: torch.Tensor, *history: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         pts = route[:, :8].reshape(-1, 4, 2)  # 5, 10, 20, 30 m ahead on the route lane
         wp = torch.cat([pts, 2 * pts[:, 3:] - pts[:, 2:3], 3 * pts[:, 3:] - 2 * pts[:, 2:3]], 1)
