@@ -15,7 +15,7 @@ import torch
 from torchsuite.core import DataError
 
 from .closed_loop import DriveResult, Policy, run_scenario
-from .expert import N_WAYPOINTS, WAYPOINT_DT, ExpertPolicy, Plan
+from .expert import N_WAYPOINTS, TARGET_SPEED_DT, WAYPOINT_DT, ExpertPolicy, Plan
 from .sim.sensors import SensorConfig, sensor_shapes
 from .sim.world import Scenario, World
 
@@ -256,7 +256,7 @@ def future_labels(drive: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray,
     c, s = np.cos(yaw), np.sin(yaw)
     dx, dy = fx - x0, fy - y0
     wp = np.stack([dx * c + dy * s, -dx * s + dy * c], -1)
-    v1 = np.interp(t[valid] + 1.0, t, speed)
+    v1 = np.interp(t[valid] + TARGET_SPEED_DT, t, speed)
     return wp, v1, valid
 
 

@@ -24,6 +24,7 @@ from .sim.world import EGO_LENGTH, EGO_WIDTH, WHEELBASE, World
 
 __all__ = [
     "N_WAYPOINTS",
+    "TARGET_SPEED_DT",
     "WAYPOINT_DT",
     "BaselinePolicy",
     "ExpertPolicy",
@@ -34,6 +35,8 @@ __all__ = [
 
 N_WAYPOINTS = 6
 WAYPOINT_DT = 0.5
+#: A plan's target speed is the speed it means to have this many seconds from now.
+TARGET_SPEED_DT = 1.0
 ACC_T = 1.5  # time headway (s)
 ACC_S0 = 3.0  # standstill gap (m)
 #: Standstill gap behind something standing: room to pull out round it later (a car
@@ -237,7 +240,7 @@ class ExpertPolicy:
         s_path = np.maximum(s_wp, e.s + np.linspace(1.0, 6.0, N_WAYPOINTS))
         d_wp = np.interp(wp_t, t, d_traj)
         pts, _ = path.to_world(s_path, d_wp)
-        v_target = max(e.v + a * 1.0, 0.0)
+        v_target = max(e.v + a * TARGET_SPEED_DT, 0.0)
         return Plan(_to_ego(world, pts), v_target, a)
 
 

@@ -6,21 +6,22 @@ import torch
 from torch import nn
 from torchsuite.plugins.driving.closed_loop import run_scenario
 from torchsuite.plugins.driving.drives import HISTORY_DT
-from torchsuite.plugins.driving.policy import LearnedPolicy
+from torchsuite.plugins.driving.policy import LearnedPolicy, command_accel
 from torchsuite.plugins.driving.sim.world import Scenario
 
 
 class _Recorder(nn.Module):
-    """Drives straight at 10 m/s and keeps every input it was given."""
+    """Drives straight at ``speed`` (asking for ``accel``) and keeps every input it got."""
 
-    def __init__(self) -> None:
+    def __init__(self, speed: float = 10.0, accel: float = 0.0) -> None:
         super().__init__()
+        self.speed, self.accel = speed, accel
         self.calls: list[tuple[torch.Tensor, ...]] = []
 
     def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         self.calls.append(tuple(x.clone() for x in inputs))
         wp = torch.stack([torch.arange(1, 7) * 5.0, torch.zeros(6)], 1)[None]
-        return wp, torch.tensor([10.0]), torch.tensor([0.0])
+        return wp, torch.tensor([self.speed]), torch.tensor([self.accel])
 
 
 def test_policy_hands_the_sweep_from_history_dt_ago_and_where_it_was_taken(
@@ -42,3 +43,19 @@ def test_policy_hands_the_sweep_from_history_dt_ago_and_where_it_was_taken(
     blind = _Recorder()
     run_scenario(empty_scenario, LearnedPolicy(blind, drop=("lidar",)), max_steps=6)
     assert all(not c[1].any() and not c[5].any() and not c[6].any() for c in blind.calls)
+
+
+def test_command_follows_the_target_speed_and_the_accel_head_only_to_stop() -> None:
+    assert command_accel(0.8, -1.1, 0.0) > 0  # the heads disagree: go, as the target says
+    assert command_accel(8.0, 0.5, 10.0) < 0
+    assert command_accel(0.0, -3.0, 2.0) == -3.0  # stopping: as hard as the head says
+    assert command_accel(0.0, 0.2, 2.0) < 0  # a stop target never speeds up
+
+
+def test_a_planner_whose_heads_disagree_at_a_standstill_still_starts_off(
+    empty_scenario: Scenario,
+) -> None:
+    empty_scenario.ego_v = 0.0
+    res = run_scenario(empty_scenario, LearnedPolicy(_Recorder(speed=0.8, accel=-1.1)),
+                       max_steps=40)
+    assert res.distance_km * 1000 > 1.0
