@@ -25,6 +25,8 @@ import torchvision
 from torch import nn
 from torchvision.models.resnet import BasicBlock
 
+from .sim.sensors import ROUTE_AHEAD
+
 __all__ = ["FusionPlanner", "lidar_bev", "radar_in_path"]
 
 
@@ -135,6 +137,7 @@ class FusionPlanner(nn.Module):
         lidar_ego_row: int = 48,
         imu_channels: tuple[int, ...] = (0,),
         history: bool = True,
+        route_from: float = 5.0,
         radar_targets: int = 8,
         stats: dict[str, list[float]] | None = None,
     ) -> None:
@@ -152,6 +155,21 @@ class FusionPlanner(nn.Module):
         mask = torch.zeros(4)
         mask[list(imu_channels)] = 1.0
         self.register_buffer("imu_mask", mask, persistent=False)
+        # Route points nearer than ``route_from`` are hidden. Route points on the lane the
+        # route wants, a few metres ahead, are a shortcut: a network can steer at them and
+        # ignore the car in that lane (the target-point bias of Jaeger et al. 2023). The
+        # decoder is guided by the nearest point shown at least 10 m ahead.
+        seen = [k for k, ahead in enumerate(ROUTE_AHEAD) if ahead >= route_from]
+        if not seen:
+            raise ValueError(f"route_from={route_from} m hides every route point "
+                             f"{ROUTE_AHEAD}; use at most {ROUTE_AHEAD[-1]}")
+        rmask = torch.ones(10)
+        for k in range(len(ROUTE_AHEAD)):
+            if k not in seen:
+                rmask[2 * k: 2 * k + 2] = 0.0
+        self.register_buffer("route_mask", rmask, persistent=False)
+        g = next(k for k in seen if ROUTE_AHEAD[k] >= 10.0)
+        self.goal = (2 * g, ROUTE_AHEAD[g])
         backbone = ResNet18Features if camera_backbone == "resnet18" else SlimResNet
         self.camera = backbone(3, width)
         self.history = history
@@ -202,7 +220,8 @@ class FusionPlanner(nn.Module):
         rad = self._norm("radar", radar.float()) * valid  # [B, K, 4], empty slots zero
         rad = torch.cat([rad[..., :3], valid], -1)
         imu = self._norm("imu", imu.float()) * self.imu_mask
-        state = torch.cat([imu, self._norm("route", route.float()), rad.flatten(1),
+        route_in = self._norm("route", route.float()) * self.route_mask
+        state = torch.cat([imu, route_in, rad.flatten(1),
                            radar_in_path(radar)], 1)
         st = self.state(state)  # [B, w]
         if self.fusion == "transformer":
@@ -215,7 +234,8 @@ class FusionPlanner(nn.Module):
         else:
             fused = torch.cat([cam.mean((2, 3)), lid.mean((2, 3)), st], 1)  # [B, 3w]
         h = self.head(fused)  # [B, 2w]
-        goal = route[:, 2:4].float() / 10.0  # the 10 m route point guides the decoder
+        k, ahead = self.goal
+        goal = route[:, k:k + 2].float() / ahead  # [B, 2] the guiding route point, ~unit
         wp = torch.zeros(b, 2, device=camera.device)
         wps = []
         for _ in range(self.n_waypoints):

@@ -116,6 +116,10 @@ class DrivingModel:
     history: bool = option(True, "also give the planner the LiDAR sweep 0.4 s earlier, moved "
                                  "into the current ego frame (shows which cars move and "
                                  "how fast)")
+    route_from: float = option(5.0, "hide route points nearer than this (m; the route sensor "
+                                    "gives points 5, 10, 20, 30 m ahead): near points on the "
+                                    "lane the route wants invite steering at them regardless "
+                                    "of traffic", ge=0.0, le=30.0)
     speed_weight: float = option(0.5, "loss weight of the target-speed head", ge=0.0)
     accel_weight: float = option(0.5, "loss weight of the acceleration head", ge=0.0)
 
@@ -357,7 +361,8 @@ class DrivingTask(Task[DrivingConfig]):
         return FusionPlanner(camera_backbone=m.camera_backbone, fusion=m.fusion, width=m.width,
                              n_waypoints=N_WAYPOINTS, lidar_res=m.lidar_res,
                              imu_channels=(0,) if m.imu == "speed" else (0, 1, 2, 3),
-                             history=m.history, stats=self.norm_stats())
+                             history=m.history, route_from=m.route_from,
+                             stats=self.norm_stats())
 
     @property
     def model_inputs(self) -> tuple[str, ...]:

@@ -68,3 +68,21 @@ def test_history_planner_reads_the_earlier_sweep_and_the_plain_one_does_not() ->
         assert torch.equal(plain(*x[:5])[0], plain(*x)[0])
         with pytest.raises(ValueError, match="lidar_prev"):
             with_history(*x[:5])
+
+
+def test_route_points_nearer_than_route_from_are_hidden() -> None:
+    torch.manual_seed(0)
+    far_only = FusionPlanner(width=16, route_from=20.0).eval()
+    torch.manual_seed(0)
+    all_points = FusionPlanner(width=16).eval()
+    x = _inputs()
+    near_moved = [t.clone() for t in x]
+    near_moved[4][:, :4] += 3.0  # the 5 m and 10 m points jump into the next lane
+    far_moved = [t.clone() for t in x]
+    far_moved[4][:, 4:6] += 3.0  # the 20 m point
+    with torch.no_grad():
+        assert torch.equal(far_only(*x)[0], far_only(*near_moved)[0])
+        assert not torch.allclose(far_only(*x)[0], far_only(*far_moved)[0])
+        assert not torch.allclose(all_points(*x)[0], all_points(*near_moved)[0])
+    with pytest.raises(ValueError, match="hides every route point"):
+        FusionPlanner(width=16, route_from=31.0)
