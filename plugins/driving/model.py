@@ -134,7 +134,8 @@ class FusionPlanner(nn.Module):
         camera_ego_row: int = 48,
         lidar_range: float = 50.0,
         lidar_res: float = 1.0,
-        lidar_ego_row: int = 48,
+        lidar_ahead: float = 48.0,
+        lidar_behind: float = 16.0,
         imu_channels: tuple[int, ...] = (0,),
         history: bool = True,
         route_from: float = 5.0,
@@ -144,9 +145,17 @@ class FusionPlanner(nn.Module):
         super().__init__()
         self.fusion = fusion
         self.n_waypoints = n_waypoints
-        # The LiDAR grid has its own resolution: at the camera's 0.5 m it would end 24 m
-        # ahead, 2.4 s at 10 m/s, too late to pass a parked car the expert passes at 30 m.
-        self.bev = (camera_size, lidar_res, lidar_ego_row, lidar_range)
+        # The LiDAR grid has its own resolution and extent: at the camera's 0.5 m it would
+        # end 24 m ahead, 2.4 s at 10 m/s, too late to pass a parked car the expert passes
+        # at 30 m; and a lane change needs the car closing from 30 m behind, which the
+        # expert checks (its follower gap), in view too. Square, ego on the centre column.
+        ego_row = round(lidar_ahead / lidar_res)
+        size = ego_row + round(lidar_behind / lidar_res)
+        if size < 8 or math.ceil(size / 8) ** 2 + (camera_size // 8) ** 2 + 1 > 512:
+            raise ValueError(f"LiDAR grid of {size}x{size} cells (lidar_ahead + lidar_behind "
+                             f"= {lidar_ahead + lidar_behind} m at {lidar_res} m per cell) is "
+                             f"outside 8..{8 * 21}; change lidar_res or the extents")
+        self.bev = (size, lidar_res, ego_row, lidar_range)
         # IMU channels the planner sees (speed, long. accel, lat. accel, yaw rate). The
         # accelerations are left out by default: the expert's jerk-limited acceleration
         # label is almost the IMU's current acceleration, so a planner given it learns to

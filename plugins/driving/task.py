@@ -108,8 +108,10 @@ class DrivingModel:
     camera_backbone: str = option("slim", "camera ResNet", choices=("slim", "resnet18"))
     fusion: str = option("transformer", "sensor fusion", choices=("transformer", "concat"))
     width: int = option(64, "feature width", ge=8)
-    lidar_res: float = option(1.0, "LiDAR bird's-eye grid resolution (m per cell); the 64x64 "
-                                   "grid reaches 48 cells ahead", ge=0.05)
+    lidar_res: float = option(1.0, "LiDAR bird's-eye grid resolution (m per cell)", ge=0.05)
+    lidar_ahead: float = option(48.0, "LiDAR grid extent ahead of the ego (m)", ge=1.0)
+    lidar_behind: float = option(16.0, "LiDAR grid extent behind the ego (m; the grid is "
+                                       "square, so this also widens it sideways)", ge=0.0)
     imu: str = option("speed", "IMU channels the planner sees: 'speed' or 'all' (adds the "
                                "accelerations and yaw rate, which a cloned planner tends to "
                                "copy instead of reacting)", choices=("speed", "all"))
@@ -360,6 +362,7 @@ class DrivingTask(Task[DrivingConfig]):
         m = self.cfg.model
         return FusionPlanner(camera_backbone=m.camera_backbone, fusion=m.fusion, width=m.width,
                              n_waypoints=N_WAYPOINTS, lidar_res=m.lidar_res,
+                             lidar_ahead=m.lidar_ahead, lidar_behind=m.lidar_behind,
                              imu_channels=(0,) if m.imu == "speed" else (0, 1, 2, 3),
                              history=m.history, route_from=m.route_from,
                              stats=self.norm_stats())
