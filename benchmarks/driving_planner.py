@@ -18,8 +18,11 @@ GOAL_MS = 20.0
 
 
 def frame() -> tuple[torch.Tensor, ...]:
+    """One frame of every input: camera, LiDAR, radar, IMU, route, earlier LiDAR sweep and
+    where it was taken."""
     return (torch.randint(0, 256, (1, 3, 64, 64), dtype=torch.uint8),
-            torch.rand(1, 360) * 50, torch.rand(1, 8, 4), torch.rand(1, 4), torch.rand(1, 10))
+            torch.rand(1, 360) * 50, torch.rand(1, 8, 4), torch.rand(1, 4), torch.rand(1, 10),
+            torch.rand(1, 360) * 50, torch.tensor([[-4.0, 0.0, 0.0]]))
 
 
 @torch.no_grad()

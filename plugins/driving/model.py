@@ -9,9 +9,10 @@ acceleration ``[B]`` (m/s²).
 
 Camera branch: a slim ResNet from torchvision's ``BasicBlock`` (default; fast on CPU) or
 ``torchvision.models.resnet18(weights=None)``. LiDAR branch: ranges are scattered into a
-bird's-eye occupancy grid aligned with the camera raster (with history, the earlier sweep
-moved into the current ego frame is a second channel, so moving cars show as pairs of
-blobs), then a small ResNet. Fusion:
+bird's-eye occupancy grid facing up like the camera raster, but coarser and larger (1 m
+cells, 48 m ahead, 32 m behind, 40 m to each side by default); with history, the earlier
+sweep moved into the current ego frame is a second channel, so moving cars show as pairs
+of blobs; then a small ResNet. Fusion:
 ``concat`` (pooled features + MLP) or ``transformer`` (TransFuser-style self-attention
 over camera tokens, LiDAR tokens and a state token).
 """
@@ -135,7 +136,7 @@ class FusionPlanner(nn.Module):
         lidar_range: float = 50.0,
         lidar_res: float = 1.0,
         lidar_ahead: float = 48.0,
-        lidar_behind: float = 16.0,
+        lidar_behind: float = 32.0,
         imu_channels: tuple[int, ...] = (0,),
         history: bool = True,
         route_from: float = 5.0,

@@ -110,7 +110,7 @@ class DrivingModel:
     width: int = option(64, "feature width", ge=8)
     lidar_res: float = option(1.0, "LiDAR bird's-eye grid resolution (m per cell)", ge=0.05)
     lidar_ahead: float = option(48.0, "LiDAR grid extent ahead of the ego (m)", ge=1.0)
-    lidar_behind: float = option(16.0, "LiDAR grid extent behind the ego (m; the grid is "
+    lidar_behind: float = option(32.0, "LiDAR grid extent behind the ego (m; the grid is "
                                        "square, so this also widens it sideways)", ge=0.0)
     imu: str = option("speed", "IMU channels the planner sees: 'speed' or 'all' (adds the "
                                "accelerations and yaw rate, which a cloned planner tends to "

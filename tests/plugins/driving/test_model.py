@@ -91,10 +91,10 @@ def test_route_points_nearer_than_route_from_are_hidden() -> None:
 def test_lidar_grid_extent_behind_is_configurable() -> None:
     ranges = torch.full((1, 360), 50.0)
     ranges[0, 180] = 30.0  # a car closing from 30 m behind
-    default = FusionPlanner(width=16).bev
-    wide = FusionPlanner(width=16, lidar_behind=32.0).bev
-    assert default[0] == 64 and wide[0] == 80 and wide[2] == 48
-    assert lidar_bev(ranges, *default).sum() == 0  # 16 m behind is all the default sees
+    short = FusionPlanner(width=16, lidar_behind=16.0).bev
+    wide = FusionPlanner(width=16).bev  # 32 m behind by default
+    assert short[0] == 64 and wide[0] == 80 and wide[2] == 48
+    assert lidar_bev(ranges, *short).sum() == 0  # 16 m behind is all it sees
     assert lidar_bev(ranges, *wide)[0, 0, 48 + 30, 40] == 1
     with pytest.raises(ValueError, match="LiDAR grid"):
         FusionPlanner(width=16, lidar_res=0.25)
