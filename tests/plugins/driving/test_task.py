@@ -218,3 +218,22 @@ def test_cli_train_evaluate_replay(prepared: DrivingTask, workdir: Path,
                  f'data.dir="{workdir / "new"}"'])
     assert code == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_data_prepared_without_the_earlier_sweep_is_refused_by_name(
+    prepared: DrivingTask, tmp_path: Path
+) -> None:
+    from torchsuite.core.data import DatasetWriter
+
+    old = tmp_path / "old"
+    with DatasetWriter(old, salt="x") as w:
+        for rec in ShardedDataset(prepared.data_dir, "train"):
+            w.add({k: v for k, v in rec.items() if k not in ("lidar_prev", "prev_pose")},
+                  split="train", group="d0")
+    task = _task(tmp_path, f'data.extra_train=["{old}"]')
+    task.cfg.data.dir = prepared.data_dir
+    with pytest.raises(DataError, match=r"old: records lack \['lidar_prev', 'prev_pose'\]"):
+        task.datasets()
+    plain = _task(tmp_path, f'data.extra_train=["{old}"]', "model.history=false")
+    plain.cfg.data.dir = prepared.data_dir
+    assert len(plain.datasets()["train"]) > len(ShardedDataset(prepared.data_dir, "train"))
