@@ -340,10 +340,10 @@ class DrivingTask(Task[DrivingConfig]):
             ds = ShardedDataset(self.data_dir, split, transform=_to_tensor)
             if len(ds):
                 out[split] = ds
-        extra = [ShardedDataset(p, "train", transform=_to_tensor)
-                 for p in self._extra_train_dirs()]
+        extra_dirs = self._extra_train_dirs()
+        extra = [ShardedDataset(p, "train", transform=_to_tensor) for p in extra_dirs]
         for where, ds in ((self.data_dir, out.get("train")),
-                          *zip(self._extra_train_dirs(), extra, strict=True)):
+                          *zip(extra_dirs, extra, strict=True)):
             if ds is not None and len(ds):
                 missing = [k for k in self.model_inputs if k not in ds[0]]
                 if missing:
