@@ -57,7 +57,8 @@ class LearnedPolicy:
     def __init__(self, model: nn.Module, drop: tuple[str, ...] = (), name: str = "learned",
                  guards: Sequence[Guard] = ()) -> None:
         self.model = model.eval()
-        self.drop = set(drop)
+        # Removing the LiDAR removes its earlier sweep (and where it was taken) too.
+        self.drop = set(drop) | ({"lidar_prev", "prev_pose"} if "lidar" in drop else set())
         self.name = name
         self.guards = list(guards)
         self._sweeps: deque[tuple[float, np.ndarray, np.ndarray]] = deque()
@@ -82,8 +83,7 @@ class LearnedPolicy:
         inputs = []
         for k in MODEL_INPUTS:
             x = torch.as_tensor(np.asarray(frame[k]))[None]
-            lidar_input = k in ("lidar_prev", "prev_pose") and "lidar" in self.drop
-            inputs.append(torch.zeros_like(x) if k in self.drop or lidar_input else x)
+            inputs.append(torch.zeros_like(x) if k in self.drop else x)
         wp, speed, accel = self.model(*inputs)
         target = max(float(speed[0]), 0.0)
         plan = Plan(wp[0].numpy().astype(np.float64), target,
