@@ -30,6 +30,9 @@ from .sim.sensors import ROUTE_AHEAD
 
 __all__ = ["FusionPlanner", "lidar_bev", "radar_in_path"]
 
+#: Positions the fusion transformer has embeddings for: 1 state + camera + LiDAR tokens.
+MAX_TOKENS = 512
+
 
 def _stage(cin: int, cout: int, stride: int) -> nn.Sequential:
     down = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
@@ -152,10 +155,12 @@ class FusionPlanner(nn.Module):
         # expert checks (its follower gap), in view too. Square, ego on the centre column.
         ego_row = round(lidar_ahead / lidar_res)
         size = ego_row + round(lidar_behind / lidar_res)
-        if size < 8 or math.ceil(size / 8) ** 2 + (camera_size // 8) ** 2 + 1 > 512:
+        tokens = 1 + math.ceil(camera_size / 8) ** 2 + math.ceil(size / 8) ** 2
+        if size < 8 or tokens > MAX_TOKENS:
             raise ValueError(f"LiDAR grid of {size}x{size} cells (lidar_ahead + lidar_behind "
-                             f"= {lidar_ahead + lidar_behind} m at {lidar_res} m per cell) is "
-                             f"outside 8..{8 * 21}; change lidar_res or the extents")
+                             f"= {lidar_ahead + lidar_behind} m at {lidar_res} m per cell) "
+                             f"gives the fusion {tokens} tokens, more than its {MAX_TOKENS} "
+                             f"positions (or under 8 cells); change lidar_res or the extents")
         self.bev = (size, lidar_res, ego_row, lidar_range)
         # IMU channels the planner sees (speed, long. accel, lat. accel, yaw rate). The
         # accelerations are left out by default: the expert's jerk-limited acceleration
@@ -173,10 +178,8 @@ class FusionPlanner(nn.Module):
         if not seen:
             raise ValueError(f"route_from={route_from} m hides every route point "
                              f"{ROUTE_AHEAD}; use at most {ROUTE_AHEAD[-1]}")
-        rmask = torch.ones(10)
-        for k in range(len(ROUTE_AHEAD)):
-            if k not in seen:
-                rmask[2 * k: 2 * k + 2] = 0.0
+        rmask = torch.ones(10)  # x, y of each route point, then speed limit and length left
+        rmask[:8] = torch.tensor([float(a >= route_from) for a in ROUTE_AHEAD]).repeat_interleave(2)
         self.register_buffer("route_mask", rmask, persistent=False)
         g = next(k for k in seen if ROUTE_AHEAD[k] >= 10.0)
         self.goal = (2 * g, ROUTE_AHEAD[g])
@@ -195,7 +198,7 @@ class FusionPlanner(nn.Module):
                                    nn.Linear(2 * width, width))
         if fusion == "transformer":
             self.type_emb = nn.Parameter(torch.zeros(3, width))
-            self.pos_emb = nn.Parameter(torch.randn(1, 512, width) * 0.02)
+            self.pos_emb = nn.Parameter(torch.randn(1, MAX_TOKENS, width) * 0.02)
             layer = nn.TransformerEncoderLayer(width, 4, 2 * width, dropout=0.0,
                                                batch_first=True, norm_first=True)
             self.fuser = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
