@@ -360,12 +360,17 @@ class DrivingTask(Task[DrivingConfig]):
         from .model import FusionPlanner  # torchvision loads only when a model is built
 
         m = self.cfg.model
-        return FusionPlanner(camera_backbone=m.camera_backbone, fusion=m.fusion, width=m.width,
-                             n_waypoints=N_WAYPOINTS, lidar_res=m.lidar_res,
-                             lidar_ahead=m.lidar_ahead, lidar_behind=m.lidar_behind,
-                             imu_channels=(0,) if m.imu == "speed" else (0, 1, 2, 3),
-                             history=m.history, route_from=m.route_from,
-                             stats=self.norm_stats())
+        try:
+            return FusionPlanner(camera_backbone=m.camera_backbone, fusion=m.fusion,
+                                 width=m.width, n_waypoints=N_WAYPOINTS, lidar_res=m.lidar_res,
+                                 lidar_ahead=m.lidar_ahead, lidar_behind=m.lidar_behind,
+                                 imu_channels=(0,) if m.imu == "speed" else (0, 1, 2, 3),
+                                 history=m.history, route_from=m.route_from,
+                                 stats=self.norm_stats())
+        except ValueError as err:  # the architecture rejects these settings; say which
+            raise ConfigError(f"model (lidar_res={m.lidar_res}, lidar_ahead={m.lidar_ahead}, "
+                              f"lidar_behind={m.lidar_behind}, route_from={m.route_from}): "
+                              f"{err}") from err
 
     @property
     def model_inputs(self) -> tuple[str, ...]:

@@ -237,3 +237,9 @@ def test_data_prepared_without_the_earlier_sweep_is_refused_by_name(
     plain = _task(tmp_path, f'data.extra_train=["{old}"]', "model.history=false")
     plain.cfg.data.dir = prepared.data_dir
     assert len(plain.datasets()["train"]) > len(ShardedDataset(prepared.data_dir, "train"))
+
+
+def test_a_lidar_grid_too_fine_for_the_fusion_is_a_config_error(tmp_path: Path) -> None:
+    task = _task(tmp_path, "model.lidar_res=0.25")
+    with pytest.raises(ConfigError, match=r"lidar_res=0.25.*1665 tokens, more than its 512"):
+        task.build_model()
