@@ -89,7 +89,7 @@ class LearnedPolicy:
         plan = Plan(wp[0].numpy().astype(np.float64), target,
                     command_accel(target, float(accel[0]), float(obs["imu"][0])))
         for guard in self.guards:
-            plan = guard(plan, obs, float(obs["imu"][0]))
+            plan = guard(plan, frame, float(obs["imu"][0]))
         return plan
 
 

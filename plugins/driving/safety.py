@@ -1,10 +1,13 @@
-"""A rule-based safety layer behind the learned planner: radar emergency braking along the
-planned path.
+"""A rule-based safety layer behind the learned planner: a lane-change gap check on the
+LiDAR, then radar emergency braking along the planned path.
 
 End-to-end planners are usually deployed behind such rules: the TransFuser agents brake
-when LiDAR returns or detected boxes fall in the area ahead. The rule here reads only a
-sensor the planner has (the radar measures what a single LiDAR sweep cannot: the closing
-speed). Lane changes, route following and normal car following stay the network's;
+when LiDAR returns or detected boxes fall in the area ahead. The rules here read only
+sensors the planner has. :class:`LaneChangeGuard` keeps the ego in its lane while the
+LiDAR shows a car beside it, or one closing from behind, in the lane the plan moves into
+(the check the expert makes before it changes lanes); :class:`EmergencyBrake` brakes for
+radar targets on the path (the radar measures the closing speed directly). Route
+following, the choice to change lanes and normal car following stay the network's;
 ``suite drive evaluate`` reports the planner with and without this layer.
 
 Tried and dropped: creeping on after standing still for a few seconds with the radar path
@@ -20,20 +23,31 @@ from typing import Protocol
 
 import numpy as np
 
+from .drives import HISTORY_DT
 from .expert import EMERGENCY_DECEL, Plan
+from .sim.road import LANE_WIDTH
+from .sim.sensors import SensorConfig
 from .sim.world import EGO_LENGTH
 
 __all__ = [
     "EmergencyBrake",
     "Guard",
+    "LaneChangeGuard",
+    "LaneFrame",
     "distance_to_path",
+    "lane_references",
+    "lidar_points",
     "safety_layer",
     "targets_in_path",
 ]
 
 
 class Guard(Protocol):
-    """Maps the planner's plan (and the current sensors, own speed) to the plan to drive."""
+    """Maps the planner's plan (and the current sensors, own speed) to the plan to drive.
+
+    ``obs`` is the frame the planner saw: the sensors, and for planners that read it the
+    earlier LiDAR sweep and where it was taken (``lidar_prev``, ``prev_pose``).
+    """
 
     def __call__(self, plan: Plan, obs: dict[str, np.ndarray], speed: float) -> Plan: ...
 
@@ -98,6 +112,176 @@ class EmergencyBrake:
                        target_speed=min(plan.target_speed, max(speed - brake, 0.0)))
 
 
+def lidar_points(ranges: np.ndarray, max_range: float,
+                 pose: np.ndarray | None = None) -> np.ndarray:
+    """Ego-frame points ``[N, 2]`` of the rays that hit something (sweep taken at ``pose``,
+    x, y, yaw in the current ego frame; None: here)."""
+    ranges = np.asarray(ranges, np.float64)
+    ang = np.arange(len(ranges)) * (2 * np.pi / len(ranges))
+    hit = ranges < max_range - 0.5
+    r, ang = ranges[hit], ang[hit]
+    if pose is None:
+        return np.stack([r * np.cos(ang), r * np.sin(ang)], 1)
+    ang = ang + pose[2]
+    return np.stack([pose[0] + r * np.cos(ang), pose[1] + r * np.sin(ang)], 1)
+
+
+def lane_references(route: np.ndarray, lane_width: float = LANE_WIDTH,
+                    max_rms: float = 0.15, max_slope: float = 0.25) -> list[np.poly1d]:
+    """Candidate centre lines ``y(x)`` (ego frame) of the lane the route sensor's nearest
+    point lies in, best first: a quadratic through its four points 5-30 m ahead, through
+    the nearest three, the line through the nearest two. Empty where the ego is not
+    driving along the lane (in a junction turn).
+
+    The points lie on the lane the route wants at each distance, so where that changes
+    within 30 m the later points sit one or two lanes over: each such jump is tried and
+    the quadratic that fits best, preferring none, is the lane. Where the road bends
+    away ahead (a turn coming up) no quadratic fits all four and the nearer points stand
+    in.
+    """
+    pts = np.asarray(route[:8], np.float64).reshape(4, 2)
+    pts = pts[np.concatenate([[True], np.diff(pts[:, 0]) > 1.0])]  # repeats at the route end
+    out = []
+    for n in range(len(pts), 1, -1):
+        deg = min(n - 1, 2)
+        best: tuple[float, np.ndarray] | None = None
+        for j in range(n):
+            for k in (0,) if j == 0 else (-2, -1, 1, 2):
+                y = pts[:n, 1].copy()
+                y[j:] -= k * lane_width
+                coef = np.polyfit(pts[:n, 0], y, deg)
+                rms = float(np.sqrt(np.mean((np.polyval(coef, pts[:n, 0]) - y) ** 2)))
+                cost = rms + (0.3 if k else 0.0)
+                if best is None or cost < best[0]:
+                    best = (cost, coef)
+        assert best is not None
+        ref = np.poly1d(best[1])
+        slope = np.abs(ref.deriv()(np.array([-30.0, 0.0, 30.0])))
+        if best[0] <= max_rms and slope[1] <= max_slope and slope.max() <= 4 * max_slope:
+            out.append(ref)
+    return out
+
+
+@dataclass
+class LaneChangeGuard:
+    """Hold the lane while the lane the plan moves into is not free (LiDAR only).
+
+    The plan's waypoints and the LiDAR returns are measured from the centre of the ego's
+    lane (found from the route sensor, see :func:`lane_references`). A plan that leaves the
+    lane by more than ``intent`` metres is checked like the expert's own lane change:
+    returns in the next lane beside the ego stop it; so does the nearest one behind (a
+    follower's front) closer than the MOBIL-style safe gap ``3 m + 0.6 s·v_f + 2.5 s·(v_f
+    - v)``, and the nearest one ahead closer than the room to brake for it. Speeds come
+    from the same returns in the sweep :data:`~.drives.HISTORY_DT` earlier; without one
+    (the first frames of a drive) a follower is taken to drive at the speed limit. A
+    stopped plan is given back with its waypoints on the lane centre and the same speed
+    (the emergency brake after it deals with what is ahead in the lane).
+
+    Args:
+        intent: Lateral offset (m) from the lane centre above which a plan changes lanes.
+        centred: Largest offset (m) of the ego from its lane centre at which it checks:
+            further out it is already between lanes (or off the road after a turn), where
+            the lane it is "in" is a guess and holding it could do harm. A candidate
+            centre line that puts the ego further out than this is taken to be wrong
+            and the next one is tried.
+        near: Lateral band (m from the lane centre) where the next lane's cars return.
+        lidar_range: The LiDAR's maximum range (a return at it hit nothing).
+    """
+
+    intent: float = 1.0
+    centred: float = 0.9
+    near: tuple[float, float] = (1.5, LANE_WIDTH + 1.0)
+    lidar_range: float = SensorConfig.lidar_range
+    lane_width: float = LANE_WIDTH
+
+    def _nearest(self, frame: LaneFrame, pts: np.ndarray, lane: int, side: float
+                 ) -> tuple[float, float, bool]:
+        """Along-lane positions of the nearest return behind and ahead of the ego in the
+        next lane on ``side`` (-inf / inf when none), and whether one is beside it."""
+        along, off = frame.project(pts)
+        off = side * (off - lane * self.lane_width)
+        x = along[(off > self.near[0]) & (off < self.near[1])]
+        half = EGO_LENGTH / 2 + 1.0
+        behind, ahead = x[x < -half], x[x > half]
+        return (float(behind.max()) if len(behind) else -np.inf,
+                float(ahead.min()) if len(ahead) else np.inf,
+                bool((np.abs(x) <= half).any()))
+
+    def __call__(self, plan: Plan, obs: dict[str, np.ndarray], speed: float) -> Plan:
+        route = np.asarray(obs["route"])
+        for ref in lane_references(route, self.lane_width):
+            frame = LaneFrame(ref)
+            ego = float(frame.project(np.zeros((1, 2)))[1][0])  # the ego's offset from it
+            lane = round(ego / self.lane_width)
+            if abs(ego - lane * self.lane_width) <= self.centred:
+                break
+        else:
+            return plan
+        _, off = frame.project(plan.waypoints)
+        off = off - lane * self.lane_width
+        shift = float(off[np.argmax(np.abs(off))])
+        if abs(shift) < self.intent:
+            return plan
+        side = float(np.sign(shift))
+        rear, front, beside = self._nearest(frame, lidar_points(obs["lidar"], self.lidar_range),
+                                            lane, side)
+        if beside:
+            return replace(plan, waypoints=frame.shift(plan.waypoints, lane * self.lane_width))
+        limit = float(route[8])
+        v_rear, v_front = max(speed, limit), 0.0
+        pose = obs.get("prev_pose")
+        if pose is not None and np.abs(np.asarray(pose)).sum() > 1e-6:
+            before = lidar_points(obs["lidar_prev"], self.lidar_range, np.asarray(pose))
+            rear0, front0, _ = self._nearest(frame, before, lane, side)
+            if np.isfinite(rear0) and np.isfinite(rear):
+                v_rear = float(np.clip((rear - rear0) / HISTORY_DT, 0.0, 2 * limit))
+            if np.isfinite(front0) and np.isfinite(front):
+                v_front = float(np.clip((front - front0) / HISTORY_DT, 0.0, 2 * limit))
+        gap_rear = -rear - EGO_LENGTH / 2
+        gap_front = front - EGO_LENGTH / 2
+        need_rear = 3.0 + 0.6 * v_rear + 2.5 * max(v_rear - speed, 0.0)
+        need_front = 3.0 + max(speed - v_front, 0.0) ** 2 / 6.0  # closing, braking at 3 m/s²
+        if gap_rear < need_rear or gap_front < need_front:
+            return replace(plan, waypoints=frame.shift(plan.waypoints, lane * self.lane_width))
+        return plan
+
+
+class LaneFrame:
+    """Along-lane position and signed offset (m, left positive) from a centre line
+    ``y = ref(x)`` in the ego frame, sampled every half metre from 60 m behind to 60 m
+    ahead (arc length 0 at the sample beside the ego)."""
+
+    def __init__(self, ref: np.poly1d, step: float = 0.5) -> None:
+        x = np.arange(-60.0, 60.0 + step, step)
+        self.xy = np.stack([x, ref(x)], 1)  # [S, 2]
+        seg = np.diff(self.xy, axis=0)
+        self.tangent = np.concatenate([seg, seg[-1:]]) / np.linalg.norm(
+            np.concatenate([seg, seg[-1:]]), axis=1, keepdims=True)
+        arc = np.concatenate([[0.0], np.cumsum(np.linalg.norm(seg, axis=1))])
+        self.arc = arc - np.interp(0.0, x, arc)
+
+    def _closest(self, pts: np.ndarray) -> np.ndarray:
+        return np.argmin(((pts[:, None] - self.xy[None]) ** 2).sum(-1), axis=1)
+
+    def project(self, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(along, offset)`` of points ``[N, 2]``."""
+        k = self._closest(pts)
+        rel = pts - self.xy[k]
+        t = self.tangent[k]
+        return (self.arc[k] + (rel * t).sum(1),
+                t[:, 0] * rel[:, 1] - t[:, 1] * rel[:, 0])
+
+    def shift(self, pts: np.ndarray, offset: float) -> np.ndarray:
+        """Points ``[N, 2]`` moved across the lane to ``offset``, at the same along-lane
+        position."""
+        k = self._closest(pts)
+        t = self.tangent[k]
+        normal = np.stack([-t[:, 1], t[:, 0]], 1)
+        base = self.xy[k] + t * ((pts - self.xy[k]) * t).sum(1, keepdims=True)
+        return base + normal * offset
+
+
 def safety_layer() -> list[Guard]:
-    """Fresh guards for one drive (today one: brake for what is in the way)."""
-    return [EmergencyBrake()]
+    """Fresh guards for one drive: hold the lane while the next one is taken, then brake
+    for what is in the way."""
+    return [LaneChangeGuard(), EmergencyBrake()]

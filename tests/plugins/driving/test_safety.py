@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+import pytest
 import torch
 from torch import nn
 from torchsuite.plugins.driving.closed_loop import run_scenario
@@ -12,11 +13,14 @@ from torchsuite.plugins.driving.expert import Plan
 from torchsuite.plugins.driving.policy import LearnedPolicy
 from torchsuite.plugins.driving.safety import (
     EmergencyBrake,
+    LaneChangeGuard,
     distance_to_path,
+    lane_references,
+    safety_layer,
 )
-from torchsuite.plugins.driving.sim.world import (
-    Scenario,
-)
+from torchsuite.plugins.driving.sim.road import LANE_WIDTH
+from torchsuite.plugins.driving.sim.sensors import box_segments, cast_rays
+from torchsuite.plugins.driving.sim.world import Scenario
 
 STRAIGHT = np.stack([np.arange(1, 7) * 3.0, np.zeros(6)], 1)
 
@@ -69,3 +73,85 @@ def test_the_brake_keeps_a_reckless_planner_off_a_parked_car(
     braked = run_scenario(sc, LearnedPolicy(_Reckless(), guards=[EmergencyBrake()]))
     assert plain.collisions_static == 1
     assert braked.collisions_static == 0 and braked.collisions_vehicle == 0
+
+
+def _route(y: list[float], x: tuple[float, ...] = (5.0, 10.0, 20.0, 30.0),
+           limit: float = 14.0) -> np.ndarray:
+    return np.array([v for p in zip(x, y, strict=True) for v in p] + [limit, 3.0], np.float32)
+
+
+def test_lane_references_follow_the_nearest_route_points_lane() -> None:
+    left = lane_references(_route([3.5, 3.5, 3.5, 3.5]))[0]
+    assert abs(left(0.0) - 3.5) < 1e-6 and abs(left(-20.0) - 3.5) < 1e-6
+    # The route wants the lane two over from 20 m on: the reference stays on the first.
+    jump = lane_references(_route([3.5, 3.5, 3.5 + 2 * LANE_WIDTH, 3.5 + 2 * LANE_WIDTH]))
+    assert abs(jump[0](15.0) - 3.5) < 1e-6
+    gentle = lane_references(_route([-0.012 * x**2 / 2 for x in (5.0, 10.0, 20.0, 30.0)]))
+    assert abs(gentle[0](0.0)) < 1e-6 and abs(gentle[0](-20.0) + 2.4) < 1e-6  # 80 m radius
+    # A turn beginning 15 m ahead: the four points fit no lane, the nearest ones do.
+    turn = lane_references(_route([0.0, 0.0, 0.5 * 5.0**2 * 0.06, 0.5 * 15.0**2 * 0.06]))
+    assert len(turn) >= 1 and all(abs(r(0.0)) < 0.5 for r in turn)
+    bend = lane_references(_route([0.05 * x**2 / 2 for x in (5.0, 10.0, 20.0, 30.0)]))
+    assert bend == []  # in a junction turn: the ego is not driving along a lane
+    # Close to the end of the route the points repeat; the nearest two still give the lane.
+    end = lane_references(_route([1.0, 1.5, 1.5, 1.5], x=(5.0, 10.0, 10.0, 10.0)))
+    assert len(end) == 1 and abs(end[0](0.0) - 0.5) < 1e-6
+
+
+def _lidar_with_car(x: float, y: float, rays: int = 360) -> np.ndarray:
+    p, q = box_segments(np.array([[x, y]]), np.zeros(1), np.array([4.5]), np.array([1.8]))
+    ang = np.arange(rays) * (2 * np.pi / rays)
+    return cast_rays(np.zeros(2), ang, p, q, 50.0).astype(np.float32)
+
+
+def _frame(lidar: np.ndarray) -> dict[str, np.ndarray]:
+    return {"lidar": lidar, "route": _route([0.0, 0.0, 0.0, 0.0]), **_radar()}
+
+
+@pytest.mark.parametrize(("car_x", "held"), [(0.0, True), (-12.0, True), (6.0, True),
+                                             (-45.0, False), (40.0, False)])
+def test_a_lane_change_waits_for_a_gap_in_the_next_lane(car_x: float, held: bool) -> None:
+    guard = LaneChangeGuard()
+    over = np.stack([np.arange(1, 7) * 3.0, np.minimum(np.arange(1, 7) * 0.9, LANE_WIDTH)], 1)
+    plan = Plan(over, 10.0, 0.5)
+    # No earlier sweep: a follower counts as driving at the speed limit (14 m/s).
+    out = guard(plan, _frame(_lidar_with_car(car_x, LANE_WIDTH)), 10.0)
+    assert (out is not plan) == held
+    if held:
+        assert np.abs(out.waypoints[:, 1]).max() < 1e-6  # back on the lane centre
+        assert np.allclose(out.waypoints[:, 0], over[:, 0]) and out.target_speed == 10.0
+    # Keeping the lane beside the same car is never touched, nor a lane change to the
+    # other side.
+    keep = Plan(STRAIGHT, 10.0, 0.5)
+    assert guard(keep, _frame(_lidar_with_car(car_x, LANE_WIDTH)), 10.0) is keep
+    assert guard(plan, _frame(_lidar_with_car(car_x, -LANE_WIDTH)), 10.0) is plan
+
+
+def test_a_slower_follower_seen_in_two_sweeps_leaves_room_to_change_lanes() -> None:
+    guard = LaneChangeGuard()
+    over = np.stack([np.arange(1, 7) * 3.0, np.minimum(np.arange(1, 7) * 0.9, LANE_WIDTH)], 1)
+    plan = Plan(over, 10.0, 0.5)
+    frame = _frame(_lidar_with_car(-12.0, LANE_WIDTH))
+    # 0.4 s ago the ego was 4 m back (10 m/s) and the car 14 m behind where it is now:
+    # a car standing still, seen from where the ego was then.
+    frame["prev_pose"] = np.array([-4.0, 0.0, 0.0], np.float32)
+    frame["lidar_prev"] = _lidar_with_car(-8.0, LANE_WIDTH)
+    assert guard(plan, frame, 10.0) is plan
+    # The same car driving at 16 m/s (6.4 m in 0.4 s) is too close to cut in front of.
+    frame["lidar_prev"] = _lidar_with_car(-12.0 - 6.4 + 4.0, LANE_WIDTH)
+    assert guard(plan, frame, 10.0) is not plan
+
+
+def test_the_guard_keeps_a_planner_that_cuts_in_off_the_car_beside(
+    empty_scenario: Scenario, place: Callable[..., Scenario],
+) -> None:
+    sc = empty_scenario
+    want = int(sc.path.at(sc.ego_s, "route_lane"))
+    sc.ego_lane = sc.path.lanes - 1 - want  # the route wants the other lane at once
+    place(sc, [sc.ego_s - 2.0], [float(sc.path.lane_center(want))], [10.0])
+    sc.ego_v, sc.time_limit = 10.0, 8.0
+    plain = run_scenario(sc, LearnedPolicy(_Reckless()))
+    guarded = run_scenario(sc, LearnedPolicy(_Reckless(), guards=safety_layer()))
+    assert plain.collisions_vehicle == 1
+    assert guarded.collisions_vehicle == 0 and guarded.collisions_static == 0
+    assert guarded.offroad == 0 and guarded.distance_km > 0.05
