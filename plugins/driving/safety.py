@@ -18,13 +18,13 @@ scenarios went from standing still to a collision) or wander off the road.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import numpy as np
 
 from .drives import HISTORY_DT
-from .expert import EMERGENCY_DECEL, Plan
+from .expert import COMFORT_DECEL, EMERGENCY_DECEL, Plan
 from .sim.road import LANE_WIDTH
 from .sim.sensors import SensorConfig
 from .sim.world import EGO_LENGTH
@@ -164,7 +164,7 @@ def lane_references(route: np.ndarray, lane_width: float = LANE_WIDTH,
 
 @dataclass
 class LaneChangeGuard:
-    """Hold the lane while the lane the plan moves into is not free (LiDAR only).
+    """Hold the lane while the lane the plan moves into is not free.
 
     The plan's waypoints and the LiDAR returns are measured from the centre of the ego's
     lane (found from the route sensor, see :func:`lane_references`). A plan that leaves the
@@ -175,7 +175,9 @@ class LaneChangeGuard:
     from the same returns in the sweep :data:`~.drives.HISTORY_DT` earlier; without one
     (the first frames of a drive) a follower is taken to drive at the speed limit. A
     stopped plan is given back with its waypoints on the lane centre and the same speed
-    (the emergency brake after it deals with what is ahead in the lane).
+    (the emergency brake after it deals with what is ahead in the lane). Where no lane
+    centre can be found (a junction's entry, the route points already turning) the check
+    falls back to the camera: see :meth:`_without_lane`.
 
     Args:
         intent: Lateral offset (m) from the lane centre above which a plan changes lanes.
@@ -186,6 +188,8 @@ class LaneChangeGuard:
             and the next one is tried.
         near: Lateral band (m from the lane centre) where the next lane's cars return.
         lidar_range: The LiDAR's maximum range (a return at it hit nothing).
+        turning: Yaw rate (rad/s) above which the ego is turning (no lane check).
+        camera: The camera's geometry (resolution, ego row) for the junction check.
     """
 
     intent: float = 1.0
@@ -193,6 +197,8 @@ class LaneChangeGuard:
     near: tuple[float, float] = (1.5, LANE_WIDTH + 1.0)
     lidar_range: float = SensorConfig.lidar_range
     lane_width: float = LANE_WIDTH
+    turning: float = 0.1
+    camera: SensorConfig = field(default_factory=SensorConfig)
 
     def _nearest(self, frame: LaneFrame, pts: np.ndarray, lane: int, side: float
                  ) -> tuple[float, float, bool]:
@@ -216,7 +222,7 @@ class LaneChangeGuard:
             if abs(ego - lane * self.lane_width) <= self.centred:
                 break
         else:
-            return plan
+            return self._without_lane(plan, obs)
         _, off = frame.project(plan.waypoints)
         off = off - lane * self.lane_width
         shift = float(off[np.argmax(np.abs(off))])
@@ -244,6 +250,30 @@ class LaneChangeGuard:
         if gap_rear < need_rear or gap_front < need_front:
             return replace(plan, waypoints=frame.shift(plan.waypoints, lane * self.lane_width))
         return plan
+
+    def _without_lane(self, plan: Plan, obs: dict[str, np.ndarray]) -> Plan:
+        """At a junction's entry, where the route sensor's points already turn: a plan
+        that swings across towards a car the camera shows beside or just behind the ego
+        waits (stops) until it has passed.
+
+        Without a lane to measure from, the ego's heading stands in for it while the ego
+        is not yet turning itself; the camera's vehicle channel, unlike the LiDAR, does
+        not return the kerb that a turn swings towards.
+        """
+        if abs(float(obs["imu"][3])) > self.turning:
+            return plan
+        shift = float(plan.waypoints[np.argmax(np.abs(plan.waypoints[:, 1])), 1])
+        if abs(shift) < self.intent:
+            return plan
+        vehicles = np.asarray(obs["camera"])[2] > 127  # [H, W]
+        rows, cols = np.nonzero(vehicles)
+        x = (self.camera.camera_ego_row - rows) * self.camera.camera_res
+        y = (vehicles.shape[1] / 2 - cols) * self.camera.camera_res
+        off = np.sign(shift) * y
+        beside = (off > self.near[0]) & (off < self.near[1]) & (x < EGO_LENGTH / 2 + 1.0)
+        if not beside.any():
+            return plan
+        return replace(plan, target_speed=0.0, accel=min(plan.accel, -COMFORT_DECEL))
 
 
 class LaneFrame:

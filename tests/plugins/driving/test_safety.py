@@ -155,3 +155,32 @@ def test_the_guard_keeps_a_planner_that_cuts_in_off_the_car_beside(
     assert plain.collisions_vehicle == 1
     assert guarded.collisions_vehicle == 0 and guarded.collisions_static == 0
     assert guarded.offroad == 0 and guarded.distance_km > 0.05
+
+
+def _camera_with_car(x: float, y: float, size: int = 64, res: float = 0.5,
+                     ego_row: int = 48) -> np.ndarray:
+    img = np.zeros((3, size, size), np.uint8)
+    r = np.arange(size)
+    px = (ego_row - r)[:, None] * res  # x forward of each pixel row
+    py = ((size / 2 - r) * res)[None, :]  # y left of each pixel column
+    img[2] = 255 * ((np.abs(px - x) < 2.25) & (np.abs(py - y) < 0.9))
+    return img
+
+
+def test_at_a_junction_entry_a_plan_swinging_towards_a_car_beside_waits() -> None:
+    guard = LaneChangeGuard()
+    # The route points already turn hard left: no lane centre to measure from.
+    turn = _route([2.9, 1.0, -1.6, -7.6], x=(2.4, 1.0, -7.0, -15.7))
+    assert lane_references(turn) == []
+    left = Plan(np.stack([np.arange(1, 7) * 1.0, np.arange(1, 7) ** 2 * 0.05], 1), 3.0, 0.5)
+    frame = {"lidar": np.full(360, 50.0, np.float32), "route": turn, **_radar(),
+             "imu": np.array([2.0, 0.0, 0.0, 0.0], np.float32),
+             "camera": _camera_with_car(-1.0, LANE_WIDTH)}
+    out = guard(left, frame, 2.0)
+    assert out.target_speed == 0.0 and out.accel < 0 and np.array_equal(out.waypoints,
+                                                                        left.waypoints)
+    # A car on the other side, a car well behind, a turn already under way: untouched.
+    assert guard(left, {**frame, "camera": _camera_with_car(-1.0, -LANE_WIDTH)}, 2.0) is left
+    assert guard(left, {**frame, "camera": _camera_with_car(-20.0, LANE_WIDTH)}, 2.0) is left
+    turning = {**frame, "imu": np.array([2.0, 0.0, 0.5, 0.25], np.float32)}
+    assert guard(left, turning, 2.0) is left
