@@ -275,6 +275,8 @@ class Tuner:
 
     def objective(self, trial: optuna.Trial) -> float:
         """Train one run with the trial's parameters and return its metric."""
+        # First of all: a process killed from here on leaves a trial it can be told by.
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         values = {p.key: p.suggest(trial) for p in self.params}
         try:
             cfg = self.config_for(values)
@@ -284,7 +286,6 @@ class Tuner:
         resume = self._resumable(trial, cfg)
         run_dir = resume[0] if resume else self.study_dir / f"trial-{trial.number:03d}"
         trial.set_user_attr("run_dir", str(run_dir))
-        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         shown = ", ".join(f"{k}={_fmt(v)}" for k, v in values.items())
         how = f"continues {run_dir} from step {resume[1]}" if resume else f"-> {run_dir}"
         self.echo(f"trial {trial.number}: {shown} {how}")

@@ -309,8 +309,11 @@ def test_killed_cli_study_resumes_from_its_sqlite_file(
                      "--seed", "1", "--heartbeat", "1"], tmp_path, site)
 
     def one_done_one_running(trials: list[Any]) -> bool:
+        # Running in the worker, not only created: Optuna marks a trial RUNNING before
+        # the objective has said which process runs it.
         states = [t.state for t in trials]
-        return TrialState.COMPLETE in states and states[-1] == TrialState.RUNNING
+        return (TrialState.COMPLETE in states and states[-1] == TrialState.RUNNING
+                and "worker" in trials[-1].user_attrs)
 
     _wait_for(url, "tune", one_done_one_running, proc)
     proc.send_signal(signal.SIGKILL)
