@@ -188,7 +188,8 @@ class LaneChangeGuard:
             and the next one is tried.
         near: Lateral band (m from the lane centre) where the next lane's cars return.
         lidar_range: The LiDAR's maximum range (a return at it hit nothing).
-        turning: Yaw rate (rad/s) above which the ego is turning (no lane check).
+        turning: Yaw rate (rad/s) above which the ego is well into a turn (the junction
+            check stays out of it; the IMU reads the yaw rate to about 0.07 rad/s).
         camera: The camera's geometry (resolution, ego row) for the junction check.
     """
 
@@ -197,7 +198,7 @@ class LaneChangeGuard:
     near: tuple[float, float] = (1.5, LANE_WIDTH + 1.0)
     lidar_range: float = SensorConfig.lidar_range
     lane_width: float = LANE_WIDTH
-    turning: float = 0.1
+    turning: float = 0.3
     camera: SensorConfig = field(default_factory=SensorConfig)
 
     def _nearest(self, frame: LaneFrame, pts: np.ndarray, lane: int, side: float

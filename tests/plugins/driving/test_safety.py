@@ -182,5 +182,5 @@ def test_at_a_junction_entry_a_plan_swinging_towards_a_car_beside_waits() -> Non
     # A car on the other side, a car well behind, a turn already under way: untouched.
     assert guard(left, {**frame, "camera": _camera_with_car(-1.0, -LANE_WIDTH)}, 2.0) is left
     assert guard(left, {**frame, "camera": _camera_with_car(-20.0, LANE_WIDTH)}, 2.0) is left
-    turning = {**frame, "imu": np.array([2.0, 0.0, 0.5, 0.25], np.float32)}
+    turning = {**frame, "imu": np.array([2.0, 0.0, 1.0, 0.5], np.float32)}
     assert guard(left, turning, 2.0) is left
