@@ -1,5 +1,6 @@
-"""A rule-based safety layer behind the learned planner: a lane-change gap check on the
-LiDAR, then radar emergency braking along the planned path.
+"""A rule-based safety layer behind the learned planner: a gap check before lane changes
+(LiDAR; the camera at junction entries), then radar emergency braking along the planned
+path.
 
 End-to-end planners are usually deployed behind such rules: the TransFuser agents brake
 when LiDAR returns or detected boxes fall in the area ahead. The rules here read only
@@ -13,7 +14,10 @@ following, the choice to change lanes and normal car following stay the network'
 Tried and dropped: creeping on after standing still for a few seconds with the radar path
 clear (as the TransFuser agents do when stuck). Here a stuck planner mostly stands behind
 a parked car it has not yet passed; creeping made it clip that car (4 of 32 held-out
-scenarios went from standing still to a collision) or wander off the road.
+scenarios went from standing still to a collision) or wander off the road. Creeping only
+where the LiDAR shows the corridor along the planned waypoints free changed nothing on
+the validation scenarios (0.803 both): the planner stands 1-3 m behind the car it means
+to pass, already angled out, too close to steer round it, so the corridor is never free.
 """
 
 from __future__ import annotations
