@@ -28,7 +28,7 @@ from typing import Protocol
 import numpy as np
 
 from .drives import HISTORY_DT
-from .expert import COMFORT_DECEL, EMERGENCY_DECEL, Plan
+from .expert import COMFORT_DECEL, EMERGENCY_DECEL, STANDING_S0, Plan
 from .sim.road import LANE_WIDTH
 from .sim.sensors import SensorConfig
 from .sim.world import EGO_LENGTH
@@ -92,12 +92,17 @@ class EmergencyBrake:
         comfort: Deceleration (m/s²) needed to stop behind a target above which the
             check takes over.
         stop_gap: Bumper gap (m) to stop at.
+        standing_gap: Bumper gap (m) to stop at behind a target that stands still: room
+            to steer round it later (the expert's ``STANDING_S0`` less a metre; a planner
+            that drove up to 1-3 m behind a parked car it meant to pass stood there to
+            the time limit, too close to steer round it).
         target_length: Assumed length (m) of a target (radar ranges are to its centre).
     """
 
     half_width: float = 2.0
     comfort: float = 3.0
     stop_gap: float = 2.0
+    standing_gap: float = STANDING_S0 - 1.0
     target_length: float = 4.6
 
     def __call__(self, plan: Plan, obs: dict[str, np.ndarray], speed: float) -> Plan:
@@ -105,7 +110,8 @@ class EmergencyBrake:
                                        self.target_length)
         if not len(gap):
             return plan
-        gap = gap - self.stop_gap
+        standing = speed - closing < 0.5  # the target's own speed along the line of sight
+        gap = gap - np.where(standing, self.standing_gap, self.stop_gap)
         need = closing**2 / (2 * np.maximum(gap, 0.3))
         # Inside the stopping gap and still closing: stop, however slowly we approach.
         need_max = float(np.where((gap <= 0.0) & (closing > 0.1), EMERGENCY_DECEL, need).max())

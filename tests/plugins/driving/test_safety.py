@@ -53,6 +53,17 @@ def test_brakes_only_for_closing_targets_on_the_planned_path() -> None:
     assert brake(plan, _radar(), 10.0) == plan
 
 
+def test_stops_further_back_behind_a_car_that_stands_still() -> None:
+    brake = EmergencyBrake()
+    creeping = Plan(STRAIGHT, 2.0, 0.0)
+    # 4 m between the bumpers, closing at our own 2 m/s: a parked car. Room to stop
+    # comfortably at 2 m, but not the 5 m that leave room to steer round it.
+    parked = brake(creeping, _radar((4.0 + 4.6, 0.0, -2.0)), 2.0)
+    assert parked.target_speed == 0.0 and parked.accel < 0
+    # The same gap to a car driving off at 1.5 m/s (closing at 0.5 m/s): left alone.
+    assert brake(creeping, _radar((4.0 + 4.6, 0.0, -0.5)), 2.0) is creeping
+
+
 class _Reckless(nn.Module):
     """A 'planner' that follows the route points at 12 m/s whatever is in the way."""
 
