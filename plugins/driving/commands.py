@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -102,24 +104,67 @@ def evaluate(args: argparse.Namespace) -> int:
                 print(f"{name}: {k + 1}/{len(todo)} scenarios", file=sys.stderr, flush=True)
         rows[name] = summarize(results)
         scores[name] = [r.score for r in results]
+    out = run / "samples"
+    setting = _setting(task, seeds)
+    rows, scores = _with_earlier_rows(out, setting, rows, scores)
     table = format_table(rows)
     print(table)
-    for name in learned if "expert" in rows else ():
+    compared = [k for k in ("learned", "learned+safety") if k in rows and "expert" in rows]
+    for name in compared:
         e, lrn = rows["expert"], rows[name]
         ratio = lrn["driving_score"] / max(e["driving_score"], 1e-9)
         print(f"{name}/expert driving score = {ratio:.3f} (goal >= 0.90); collisions/km "
               f"{lrn['collisions_per_km']:.2f} vs expert {e['collisions_per_km']:.2f} "
               f"(goal <= 2x)")
-    out = run / "samples"
     out.mkdir(parents=True, exist_ok=True)
     (out / "drive_eval.json").write_text(json.dumps(
-        {"scenarios": n, "seeds": [seeds[0], seeds[-1]], "rows": rows, "scores": scores},
-        indent=1))
+        {"scenarios": n, "seeds": [seeds[0], seeds[-1]], "setting": setting, "rows": rows,
+         "scores": scores}, indent=1))
     (out / "drive_eval.md").write_text(table + "\n")
     written = [out / "drive_eval.json", out / "drive_eval.md"]
     written += plot_evaluation(rows, scores, out)
     print("wrote " + ", ".join(str(p) for p in written))
     return 0
+
+
+def _setting(task: Any, seeds: list[int]) -> dict[str, Any]:
+    """What decides an evaluation's scenarios and sensors (JSON-plain, to compare)."""
+    return json.loads(json.dumps({
+        "seeds": seeds, "max_seconds": task.cfg.eval.max_seconds,
+        "scenario": dataclasses.asdict(task.scenario_config()),
+        "sensors": dataclasses.asdict(task.sensor_config())}))
+
+
+def _with_earlier_rows(out: Path, setting: dict[str, Any], rows: dict[str, Any],
+                       scores: dict[str, list[float]]
+                       ) -> tuple[dict[str, Any], dict[str, list[float]]]:
+    """This evaluation's rows after the rows of an earlier one on the same scenarios that
+    it did not redo (``--policies learned`` after a full run keeps the expert's row); an
+    earlier report on other scenarios is moved aside, not overwritten."""
+    path = out / "drive_eval.json"
+    try:
+        earlier = json.loads(path.read_text())
+    except FileNotFoundError:
+        return rows, scores
+    except (OSError, json.JSONDecodeError):
+        earlier = {}
+    if earlier.get("setting") == setting:
+        kept = [k for k in earlier.get("rows", {}) if k not in rows]
+        if kept:
+            print(f"kept {', '.join(kept)} from the earlier evaluation of these scenarios "
+                  f"in {path}")
+        order = [*earlier.get("rows", {}), *rows]  # the earlier table's order, then new
+        return ({k: rows[k] if k in rows else earlier["rows"][k] for k in dict.fromkeys(order)},
+                {k: scores[k] if k in scores else earlier["scores"][k]
+                 for k in dict.fromkeys(order)})
+    k = 1
+    while (aside := out / f"drive_eval.earlier-{k}.json").exists():
+        k += 1
+    path.rename(aside)
+    if path.with_suffix(".md").exists():
+        path.with_suffix(".md").rename(aside.with_suffix(".md"))
+    print(f"moved the earlier evaluation (other scenarios or settings) to {aside}")
+    return rows, scores
 
 
 def configure_replay(p: argparse.ArgumentParser) -> None:

@@ -208,6 +208,23 @@ def test_cli_train_evaluate_replay(prepared: DrivingTask, workdir: Path,
                                    "learned -lidar", "learned -radar", "learned -imu"}
     assert len(report["scores"]["expert"]) == 2 and len(report["scores"]["learned -imu"]) == 1
     assert (run / "samples" / "drive_eval_metrics.png").stat().st_size > 1000
+    # Another call on the same scenarios redoes its own rows and keeps the others ...
+    short = ["--no-ablations", "eval.max_seconds=1.5"]
+    assert main(["drive", "evaluate", "--from", "t", "--scenarios", "2", "--policies",
+                 "expert", *short]) == 0
+    out = capsys.readouterr().out
+    assert "kept learned, learned+safety, baseline" in out and "learned/expert" in out
+    again = json.loads((run / "samples" / "drive_eval.json").read_text())
+    assert set(again["rows"]) == set(report["rows"])
+    assert again["rows"]["baseline"] == report["rows"]["baseline"]
+    # ... and one on other scenarios moves the earlier report aside.
+    assert main(["drive", "evaluate", "--from", "t", "--scenarios", "1", "--policies",
+                 "baseline", *short]) == 0
+    assert "moved the earlier evaluation" in capsys.readouterr().out
+    assert set(json.loads((run / "samples" / "drive_eval.json").read_text())["rows"]) == {
+        "baseline"}
+    aside = json.loads((run / "samples" / "drive_eval.earlier-1.json").read_text())
+    assert set(aside["rows"]) == set(report["rows"])
     # `suite driving ...` is the same verb.
     assert main(["driving", "replay", "--from", "t", "--policy", "expert",
                  "eval.max_seconds=1"]) == 0
