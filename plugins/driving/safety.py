@@ -184,7 +184,7 @@ class LaneChangeGuard:
     - v)``, and the nearest one ahead closer than the room to brake for it. Speeds come
     from the same returns in the sweep :data:`~.drives.HISTORY_DT` earlier; without one
     (the first frames of a drive) a follower is taken to drive at the speed limit. A
-    stopped plan is given back with its waypoints on the lane centre and the same speed
+    held plan is given back with its waypoints on the lane centre and the same speed
     (the emergency brake after it deals with what is ahead in the lane). Where no lane
     centre can be found (a junction's entry, the route points already turning) the check
     falls back to the camera: see :meth:`_without_lane`.
@@ -295,11 +295,11 @@ class LaneFrame:
     def __init__(self, ref: np.poly1d, step: float = 0.5) -> None:
         x = np.arange(-60.0, 60.0 + step, step)
         self.xy = np.stack([x, ref(x)], 1)  # [S, 2]
-        seg = np.diff(self.xy, axis=0)
-        self.tangent = np.concatenate([seg, seg[-1:]]) / np.linalg.norm(
-            np.concatenate([seg, seg[-1:]]), axis=1, keepdims=True)
+        seg = np.diff(self.xy, axis=0)  # [S-1, 2]
         arc = np.concatenate([[0.0], np.cumsum(np.linalg.norm(seg, axis=1))])
-        self.arc = arc - np.interp(0.0, x, arc)
+        self.arc = arc - np.interp(0.0, x, arc)  # [S]
+        seg = np.concatenate([seg, seg[-1:]])
+        self.tangent = seg / np.linalg.norm(seg, axis=1, keepdims=True)  # [S, 2]
 
     def _closest(self, pts: np.ndarray) -> np.ndarray:
         return np.argmin(((pts[:, None] - self.xy[None]) ** 2).sum(-1), axis=1)

@@ -14,6 +14,7 @@ from torchsuite.plugins.driving.policy import LearnedPolicy
 from torchsuite.plugins.driving.safety import (
     EmergencyBrake,
     LaneChangeGuard,
+    LaneFrame,
     distance_to_path,
     lane_references,
     safety_layer,
@@ -107,6 +108,18 @@ def test_lane_references_follow_the_nearest_route_points_lane() -> None:
     # Close to the end of the route the points repeat; the nearest two still give the lane.
     end = lane_references(_route([1.0, 1.5, 1.5, 1.5], x=(5.0, 10.0, 10.0, 10.0)))
     assert len(end) == 1 and abs(end[0](0.0) - 0.5) < 1e-6
+
+
+def test_lane_frame_measures_along_and_across_a_sloped_lane() -> None:
+    frame = LaneFrame(np.poly1d([0.1, 0.0]))  # y = 0.1 x
+    normal = np.array([-0.1, 1.0]) / np.sqrt(1.01)
+    pts = np.array([[10.0, 1.0], [-20.0, -2.0]]) + np.array([[1.5], [-2.0]]) * normal
+    along, off = frame.project(pts)
+    assert np.allclose(along, [10.0 * np.sqrt(1.01), -20.0 * np.sqrt(1.01)], atol=1e-6)
+    assert np.allclose(off, [1.5, -2.0], atol=1e-6)
+    moved = frame.shift(pts, 3.5)
+    assert np.allclose(frame.project(moved)[1], 3.5, atol=1e-6)
+    assert np.allclose(frame.project(moved)[0], along, atol=1e-6)
 
 
 def _lidar_with_car(x: float, y: float, rays: int = 360) -> np.ndarray:
