@@ -148,14 +148,14 @@ def _with_earlier_rows(out: Path, setting: dict[str, Any], rows: dict[str, Any],
         return rows, scores
     except (OSError, json.JSONDecodeError):
         earlier = {}
-    if earlier.get("setting") == setting:
+    if isinstance(earlier, dict) and earlier.get("setting") == setting:
         kept = [k for k in earlier.get("rows", {}) if k not in rows]
         if kept:
             print(f"kept {', '.join(kept)} from the earlier evaluation of these scenarios "
                   f"in {path}")
         order = [*earlier.get("rows", {}), *rows]  # the earlier table's order, then new
         return ({k: rows[k] if k in rows else earlier["rows"][k] for k in dict.fromkeys(order)},
-                {k: scores[k] if k in scores else earlier["scores"][k]
+                {k: scores[k] if k in scores else earlier.get("scores", {}).get(k, [])
                  for k in dict.fromkeys(order)})
     k = 1
     while (aside := out / f"drive_eval.earlier-{k}.json").exists():
