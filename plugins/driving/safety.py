@@ -23,6 +23,7 @@ to pass, already angled out, too close to steer round it, so the corridor is nev
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Protocol
 
 import numpy as np
@@ -31,7 +32,7 @@ from .drives import HISTORY_DT
 from .expert import COMFORT_DECEL, EMERGENCY_DECEL, STANDING_S0, Plan
 from .geometry import LaneFrame, lane_references, lidar_points
 from .sim.road import LANE_WIDTH
-from .sim.sensors import SensorConfig
+from .sim.sensors import SensorConfig, camera_grid
 from .sim.world import EGO_LENGTH
 
 __all__ = [
@@ -159,6 +160,10 @@ class LaneChangeGuard:
     turning: float = 0.3
     camera: SensorConfig = field(default_factory=SensorConfig)
 
+    @cached_property
+    def _camera_xy(self) -> tuple[np.ndarray, np.ndarray]:
+        return camera_grid(self.camera)
+
     def _nearest(self, frame: LaneFrame, pts: np.ndarray, lane: int, side: float
                  ) -> tuple[float, float, bool]:
         """Along-lane positions of the nearest return behind and ahead of the ego in the
@@ -224,11 +229,9 @@ class LaneChangeGuard:
         shift = float(plan.waypoints[np.argmax(np.abs(plan.waypoints[:, 1])), 1])
         if abs(shift) < self.intent:
             return plan
-        vehicles = np.asarray(obs["camera"])[2] > 127  # [H, W]
-        rows, cols = np.nonzero(vehicles)
-        x = (self.camera.camera_ego_row - rows) * self.camera.camera_res
-        y = (vehicles.shape[1] / 2 - cols) * self.camera.camera_res
-        off = np.sign(shift) * y
+        vehicles = np.asarray(obs["camera"])[2] > 127  # [H, H]
+        px, py = self._camera_xy
+        x, off = px[vehicles], np.sign(shift) * py[vehicles]
         beside = (off > self.near[0]) & (off < self.near[1]) & (x < EGO_LENGTH / 2 + 1.0)
         if not beside.any():
             return plan

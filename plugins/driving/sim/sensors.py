@@ -25,7 +25,8 @@ import numpy as np
 from .road import LANE_WIDTH
 from .world import EGO_LENGTH, EGO_WIDTH, World
 
-__all__ = ["SENSOR_SHAPES", "SensorConfig", "Sensors", "box_segments", "cast_rays"]
+__all__ = ["SENSOR_SHAPES", "SensorConfig", "Sensors", "box_segments", "camera_grid",
+           "cast_rays"]
 
 ROUTE_AHEAD = (5.0, 10.0, 20.0, 30.0)
 
@@ -67,6 +68,15 @@ def sensor_shapes(cfg: SensorConfig) -> dict[str, tuple[int, ...]]:
 
 
 SENSOR_SHAPES = sensor_shapes(SensorConfig())
+
+
+def camera_grid(cfg: SensorConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Ego-frame x (forward) and y (left) of every camera pixel's centre, each ``[H, H]``."""
+    h = cfg.camera_size
+    r = np.arange(h) + 0.5
+    px = (cfg.camera_ego_row - r)[:, None] * cfg.camera_res * np.ones((1, h))
+    py = np.ones((h, 1)) * ((h / 2 - r) * cfg.camera_res)[None, :]
+    return px, py
 
 
 def box_segments(center: np.ndarray, heading: np.ndarray, length: np.ndarray,
@@ -129,9 +139,7 @@ class Sensors:
         self._coarse_xy = np.stack([(cfg.camera_ego_row - rr) * cfg.camera_res,
                                     (h / 2 - cc) * cfg.camera_res], -1).reshape(-1, 2)
         self._up = _interp_matrix(h, self._coarse)
-        r = np.arange(h) + 0.5
-        self._px = (cfg.camera_ego_row - r)[:, None] * cfg.camera_res * np.ones((1, h))
-        self._py = np.ones((h, 1)) * ((h / 2 - r) * cfg.camera_res)[None, :]
+        self._px, self._py = camera_grid(cfg)
         self._ray_angles = np.arange(cfg.lidar_rays) * (2 * np.pi / cfg.lidar_rays)
 
     def _due(self, name: str, hz: float, step: int, dt: float) -> bool:
