@@ -178,8 +178,7 @@ class LaneChangeGuard:
                 bool((np.abs(x) <= half).any()))
 
     def __call__(self, plan: Plan, obs: dict[str, np.ndarray], speed: float) -> Plan:
-        route = np.asarray(obs["route"])
-        for ref in lane_references(route, self.lane_width):
+        for ref in lane_references(np.asarray(obs["route"]), self.lane_width):
             frame = LaneFrame(ref)
             ego = float(frame.project(np.zeros((1, 2)))[1][0])  # the ego's offset from it
             lane = round(ego / self.lane_width)
@@ -192,12 +191,18 @@ class LaneChangeGuard:
         shift = float(off[np.argmax(np.abs(off))])
         if abs(shift) < self.intent:
             return plan
-        side = float(np.sign(shift))
+        if self._next_lane_free(frame, lane, float(np.sign(shift)), obs, speed):
+            return plan
+        return replace(plan, waypoints=frame.shift(plan.waypoints, lane * self.lane_width))
+
+    def _next_lane_free(self, frame: LaneFrame, lane: int, side: float,
+                        obs: dict[str, np.ndarray], speed: float) -> bool:
+        """Whether the lane next to ``lane`` on ``side`` leaves room to move into it."""
         rear, front, beside = self._nearest(frame, lidar_points(obs["lidar"], self.lidar_range),
                                             lane, side)
         if beside:
-            return replace(plan, waypoints=frame.shift(plan.waypoints, lane * self.lane_width))
-        limit = float(route[8])
+            return False
+        limit = float(obs["route"][8])
         v_rear, v_front = max(speed, limit), 0.0
         pose = obs.get("prev_pose")
         if pose is not None and np.abs(np.asarray(pose)).sum() > 1e-6:
@@ -211,9 +216,7 @@ class LaneChangeGuard:
         gap_front = front - EGO_LENGTH / 2
         need_rear = 3.0 + 0.6 * v_rear + 2.5 * max(v_rear - speed, 0.0)
         need_front = 3.0 + max(speed - v_front, 0.0) ** 2 / 6.0  # closing, braking at 3 m/s²
-        if gap_rear < need_rear or gap_front < need_front:
-            return replace(plan, waypoints=frame.shift(plan.waypoints, lane * self.lane_width))
-        return plan
+        return gap_rear >= need_rear and gap_front >= need_front
 
     def _without_lane(self, plan: Plan, obs: dict[str, np.ndarray]) -> Plan:
         """At a junction's entry, where the route sensor's points already turn: a plan
