@@ -4,6 +4,8 @@ that lane."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 
 from .sim.road import LANE_WIDTH
@@ -26,11 +28,12 @@ def lidar_points(ranges: np.ndarray, max_range: float,
 
 
 def lane_references(route: np.ndarray, lane_width: float = LANE_WIDTH,
-                    max_rms: float = 0.15, max_slope: float = 0.25) -> list[np.poly1d]:
+                    max_rms: float = 0.15, max_slope: float = 0.25) -> Iterator[np.poly1d]:
     """Candidate centre lines ``y(x)`` (ego frame) of the lane the route sensor's nearest
     point lies in, best first: a quadratic through its four points 5-30 m ahead, through
-    the nearest three, the line through the nearest two. Empty where the ego is not
-    driving along the lane (in a junction turn).
+    the nearest three, the line through the nearest two. None where the ego is not
+    driving along the lane (in a junction turn). Lazy: a caller that takes the first
+    candidate fits no others (the safety layer asks every frame).
 
     The points lie on the lane the route wants at each distance, so where that changes
     within 30 m the later points sit one or two lanes over: each such jump is tried and
@@ -40,7 +43,6 @@ def lane_references(route: np.ndarray, lane_width: float = LANE_WIDTH,
     """
     pts = np.asarray(route[:8], np.float64).reshape(4, 2)
     pts = pts[np.concatenate([[True], np.diff(pts[:, 0]) > 1.0])]  # repeats at the route end
-    out = []
     for n in range(len(pts), 1, -1):
         deg = min(n - 1, 2)
         best: tuple[float, np.ndarray] | None = None
@@ -57,8 +59,7 @@ def lane_references(route: np.ndarray, lane_width: float = LANE_WIDTH,
         ref = np.poly1d(best[1])
         slope = np.abs(ref.deriv()(np.array([-30.0, 0.0, 30.0])))
         if best[0] <= max_rms and slope[1] <= max_slope and slope.max() <= 4 * max_slope:
-            out.append(ref)
-    return out
+            yield ref
 
 
 class LaneFrame:

@@ -22,20 +22,24 @@ def test_lidar_points_drop_rays_that_hit_nothing_and_follow_the_sweep_pose() -> 
 
 
 def test_lane_references_follow_the_nearest_route_points_lane() -> None:
-    left = lane_references(_route([3.5, 3.5, 3.5, 3.5]))[0]
+    left = next(lane_references(_route([3.5, 3.5, 3.5, 3.5])))
     assert abs(left(0.0) - 3.5) < 1e-6 and abs(left(-20.0) - 3.5) < 1e-6
     # The route wants the lane two over from 20 m on: the reference stays on the first.
-    jump = lane_references(_route([3.5, 3.5, 3.5 + 2 * LANE_WIDTH, 3.5 + 2 * LANE_WIDTH]))
+    jump = list(lane_references(
+        _route([3.5, 3.5, 3.5 + 2 * LANE_WIDTH, 3.5 + 2 * LANE_WIDTH])))
     assert abs(jump[0](15.0) - 3.5) < 1e-6
-    gentle = lane_references(_route([-0.012 * x**2 / 2 for x in (5.0, 10.0, 20.0, 30.0)]))
+    gentle = list(lane_references(
+        _route([-0.012 * x**2 / 2 for x in (5.0, 10.0, 20.0, 30.0)])))
     assert abs(gentle[0](0.0)) < 1e-6 and abs(gentle[0](-20.0) + 2.4) < 1e-6  # 80 m radius
     # A turn beginning 15 m ahead: the four points fit no lane, the nearest ones do.
-    turn = lane_references(_route([0.0, 0.0, 0.5 * 5.0**2 * 0.06, 0.5 * 15.0**2 * 0.06]))
+    turn = list(lane_references(
+        _route([0.0, 0.0, 0.5 * 5.0**2 * 0.06, 0.5 * 15.0**2 * 0.06])))
     assert len(turn) >= 1 and all(abs(r(0.0)) < 0.5 for r in turn)
-    bend = lane_references(_route([0.05 * x**2 / 2 for x in (5.0, 10.0, 20.0, 30.0)]))
+    bend = list(lane_references(
+        _route([0.05 * x**2 / 2 for x in (5.0, 10.0, 20.0, 30.0)])))
     assert bend == []  # in a junction turn: the ego is not driving along a lane
     # Close to the end of the route the points repeat; the nearest two still give the lane.
-    end = lane_references(_route([1.0, 1.5, 1.5, 1.5], x=(5.0, 10.0, 10.0, 10.0)))
+    end = list(lane_references(_route([1.0, 1.5, 1.5, 1.5], x=(5.0, 10.0, 10.0, 10.0))))
     assert len(end) == 1 and abs(end[0](0.0) - 0.5) < 1e-6
 
 

@@ -164,7 +164,7 @@ def test_at_a_junction_entry_a_plan_swinging_towards_a_car_beside_waits() -> Non
     guard = LaneChangeGuard()
     # The route points already turn hard left: no lane centre to measure from.
     turn = _route([2.9, 1.0, -1.6, -7.6], x=(2.4, 1.0, -7.0, -15.7))
-    assert lane_references(turn) == []
+    assert list(lane_references(turn)) == []
     left = Plan(np.stack([np.arange(1, 7) * 1.0, np.arange(1, 7) ** 2 * 0.05], 1), 3.0, 0.5)
     frame = {"lidar": np.full(360, 50.0, np.float32), "route": turn, **_radar(),
              "imu": np.array([2.0, 0.0, 0.0, 0.0], np.float32),
