@@ -153,10 +153,10 @@ def _with_earlier_rows(out: Path, setting: dict[str, Any], rows: dict[str, Any],
         if kept:
             print(f"kept {', '.join(kept)} from the earlier evaluation of these scenarios "
                   f"in {path}")
-        order = [*earlier.get("rows", {}), *rows]  # the earlier table's order, then new
-        return ({k: rows[k] if k in rows else earlier["rows"][k] for k in dict.fromkeys(order)},
+        names = dict.fromkeys([*earlier.get("rows", {}), *rows])  # earlier order, then new
+        return ({k: rows[k] if k in rows else earlier["rows"][k] for k in names},
                 {k: scores[k] if k in scores else earlier.get("scores", {}).get(k, [])
-                 for k in dict.fromkeys(order)})
+                 for k in names})
     k = 1
     while (aside := out / f"drive_eval.earlier-{k}.json").exists():
         k += 1
