@@ -6,7 +6,6 @@ import argparse
 import dataclasses
 import json
 import math
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +14,9 @@ from torchsuite.core import SuiteError
 from torchsuite.core.cli_args import add_config_arguments, task_from_run
 
 from .closed_loop import run_scenario, summarize
-from .expert import BaselinePolicy, ExpertPolicy
+from .evaluation import POLICIES, ablation_names, drive_policies, make_policy
 from .plots import plot_evaluation
-from .policy import ABLATABLE, LearnedPolicy, load_planner
-from .safety import safety_layer
+from .policy import load_planner
 
 __all__ = ["configure_evaluate", "configure_replay", "evaluate", "replay"]
 
@@ -59,6 +57,9 @@ def configure_evaluate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--policies", default="learned,learned+safety,expert,baseline",
                    help="comma list among learned, learned+safety (the planner behind the "
                         "rule-based safety layer of safety.py), expert, baseline")
+    p.add_argument("--workers", type=int, default=1,
+                   help="processes driving scenarios at once (e.g. the number of free "
+                        "cores); the table is the same as with 1")
     add_config_arguments(p)
 
 
@@ -67,43 +68,21 @@ def evaluate(args: argparse.Namespace) -> int:
     n = args.scenarios or task.cfg.eval.scenarios
     if n < 1:
         raise SuiteError(f"--scenarios must be >= 1, got {n}.")
+    if args.workers < 1:
+        raise SuiteError(f"--workers must be >= 1, got {args.workers}.")
     wanted = [p.strip() for p in args.policies.split(",") if p.strip()]
-    known = ("learned", "learned+safety", "expert", "baseline")
-    bad = [p for p in wanted if p not in known]
+    bad = [p for p in wanted if p not in POLICIES]
     if bad:
-        raise SuiteError(f"--policies: unknown {bad}; choose among {', '.join(known)}.")
-    learned = [p for p in wanted if p.startswith("learned")]
-    model = load_planner(task, run) if learned else None
-    factories: dict[str, Any] = {}
-    for p in wanted:
-        if p == "learned":
-            factories["learned"] = lambda: LearnedPolicy(model)
-        elif p == "learned+safety":
-            factories["learned+safety"] = lambda: LearnedPolicy(model, name="learned+safety",
-                                                              guards=safety_layer())
-        elif p == "expert":
-            factories["expert"] = ExpertPolicy
-        else:
-            factories["baseline"] = BaselinePolicy
-    if model is not None and not args.no_ablations:
-        for s in ABLATABLE:
-            factories[f"learned -{s}"] = (lambda s=s: LearnedPolicy(model, drop=(s,)))
-    sen_cfg = task.sensor_config()
+        raise SuiteError(f"--policies: unknown {bad}; choose among {', '.join(POLICIES)}.")
+    learned = any(p.startswith("learned") for p in wanted)
     seeds = [task.cfg.eval.seed_offset + i for i in range(n)]
-    rows: dict[str, dict[str, Any]] = {}
-    scores: dict[str, list[float]] = {}
-    scenarios = [task.eval_scenario(seed) for seed in seeds]
-    for name, make in factories.items():
-        results = []
-        todo = scenarios
-        if name.startswith("learned -") and args.ablation_scenarios:
-            todo = scenarios[: args.ablation_scenarios]
-        for k, sc in enumerate(todo):
-            results.append(run_scenario(sc, make(), sen_cfg))
-            if (k + 1) % 10 == 0 or k + 1 == len(todo):
-                print(f"{name}: {k + 1}/{len(todo)} scenarios", file=sys.stderr, flush=True)
-        rows[name] = summarize(results)
-        scores[name] = [r.score for r in results]
+    todo: dict[str, list[int]] = {p: seeds for p in wanted}
+    if learned and not args.no_ablations:
+        for name in ablation_names():
+            todo[name] = seeds[: args.ablation_scenarios or n]
+    results = drive_policies(task, run if learned else None, todo, workers=args.workers)
+    rows = {name: summarize(res) for name, res in results.items()}
+    scores = {name: [r.score for r in res] for name, res in results.items()}
     out = run / "samples"
     setting = _setting(task, seeds)
     rows, scores = _with_earlier_rows(out, setting, rows, scores)
@@ -170,7 +149,7 @@ def _with_earlier_rows(out: Path, setting: dict[str, Any], rows: dict[str, Any],
 def configure_replay(p: argparse.ArgumentParser) -> None:
     p.add_argument("--from", dest="from_", required=True, help="run directory or name")
     p.add_argument("--scenario", type=int, default=0, help="held-out scenario index K")
-    p.add_argument("--policy", default="learned", choices=("learned", "expert", "baseline"))
+    p.add_argument("--policy", default="learned", choices=POLICIES)
     p.add_argument("--every", type=int, default=2, help="keep every N-th frame in the GIF")
     add_config_arguments(p)
 
@@ -179,10 +158,8 @@ def replay(args: argparse.Namespace) -> int:
     from .replay import render_frame
 
     task, run = task_from_run(args.from_, args, "driving")
-    if args.policy == "learned":
-        policy: Any = LearnedPolicy(load_planner(task, run))
-    else:
-        policy = ExpertPolicy() if args.policy == "expert" else BaselinePolicy()
+    model = load_planner(task, run) if args.policy.startswith("learned") else None
+    policy = make_policy(args.policy, model)
     seed = task.cfg.eval.seed_offset + args.scenario
     sc = task.eval_scenario(seed)
     frames = []
@@ -194,7 +171,8 @@ def replay(args: argparse.Namespace) -> int:
     res = run_scenario(sc, policy, task.sensor_config(), on_step=grab)
     if not frames:
         raise SuiteError("the replay recorded no frames; use a smaller --every.")
-    out = run / "samples" / f"replay_{args.policy}_{args.scenario}.gif"
+    name = args.policy.replace("+", "_")
+    out = run / "samples" / f"replay_{name}_{args.scenario}.gif"
     out.parent.mkdir(parents=True, exist_ok=True)
     frames[0].save(out, save_all=True, append_images=frames[1:],
                    duration=int(100 * max(args.every, 1)), loop=0)

@@ -93,14 +93,21 @@ class LearnedPolicy:
         return plan
 
 
-def load_planner(task: Any, run_dir: Path) -> nn.Module:
-    """The run's best checkpoint loaded into a fresh model (``weights_only=True``)."""
+def load_planner(task: Any, run_dir: Path, quiet: bool = False) -> nn.Module:
+    """The run's best checkpoint loaded into a fresh model (``weights_only=True``).
+
+    Args:
+        task: The driving task (builds the model).
+        run_dir: The run directory.
+        quiet: Do not print which checkpoint was loaded (worker processes).
+    """
     from torchsuite.core.train import best_checkpoint, load_checkpoint, load_model_state
 
     path = best_checkpoint(run_dir)
     model = task.build_model()
     load_model_state(model, load_checkpoint(path), task=task.name, path=path)
-    print(f"loaded {path}")
+    if not quiet:
+        print(f"loaded {path}")
     return model.eval()
 
 

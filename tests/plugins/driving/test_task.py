@@ -208,15 +208,18 @@ def test_cli_train_evaluate_replay(prepared: DrivingTask, workdir: Path,
                                    "learned -lidar", "learned -radar", "learned -imu"}
     assert len(report["scores"]["expert"]) == 2 and len(report["scores"]["learned -imu"]) == 1
     assert (run / "samples" / "drive_eval_metrics.png").stat().st_size > 1000
-    # Another call on the same scenarios redoes its own rows and keeps the others ...
+    # Another call on the same scenarios redoes its own rows and keeps the others; worker
+    # processes drive the same scenarios to the same results ...
     short = ["--no-ablations", "eval.max_seconds=1.5"]
     assert main(["drive", "evaluate", "--from", "t", "--scenarios", "2", "--policies",
-                 "expert", *short]) == 0
+                 "expert,learned+safety", "--workers", "2", *short]) == 0
     out = capsys.readouterr().out
-    assert "kept learned, learned+safety, baseline" in out and "learned/expert" in out
+    assert "kept learned, baseline" in out and "learned/expert" in out
     again = json.loads((run / "samples" / "drive_eval.json").read_text())
     assert set(again["rows"]) == set(report["rows"])
     assert again["rows"]["baseline"] == report["rows"]["baseline"]
+    assert again["rows"]["expert"] == report["rows"]["expert"]
+    assert len(again["scores"]["learned+safety"]) == 2
     # ... and one on other scenarios moves the earlier report aside.
     assert main(["drive", "evaluate", "--from", "t", "--scenarios", "1", "--policies",
                  "baseline", *short]) == 0
@@ -230,11 +233,16 @@ def test_cli_train_evaluate_replay(prepared: DrivingTask, workdir: Path,
                  "eval.max_seconds=1"]) == 0
     gif = Image.open(run / "samples" / "replay_expert_0.gif")
     assert gif.n_frames == 5  # 10 steps, every 2nd
+    assert main(["drive", "replay", "--from", "t", "--policy", "learned+safety",
+                 "eval.max_seconds=1"]) == 0
+    assert Image.open(run / "samples" / "replay_learned_safety_0.gif").n_frames == 5
     # A user mistake is one clear line, exit code 2.
     code = main(["prepare", "driving", "--source", str(workdir / "nope"),
                  f'data.dir="{workdir / "new"}"'])
     assert code == 2
     assert "no such file" in capsys.readouterr().err
+    assert main(["drive", "evaluate", "--from", "t", "--workers", "0"]) == 2
+    assert "--workers must be >= 1, got 0" in capsys.readouterr().err
 
 
 def test_data_prepared_without_the_earlier_sweep_is_refused_by_name(
