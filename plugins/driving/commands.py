@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,9 @@ def configure_evaluate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=1,
                    help="processes driving scenarios at once (e.g. the number of free "
                         "cores); the table is the same as with 1")
+    p.add_argument("--report", default="drive_eval",
+                   help="file name stem of the report in the run's samples/ (e.g. drive_val "
+                        "for validation scenarios, so the held-out report stays put)")
     add_config_arguments(p)
 
 
@@ -68,6 +72,9 @@ def evaluate(args: argparse.Namespace) -> int:
     n = args.scenarios or task.cfg.eval.scenarios
     if n < 1:
         raise SuiteError(f"--scenarios must be >= 1, got {n}.")
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", args.report) or args.report.startswith("."):
+        raise SuiteError(f"--report {args.report!r}: give a plain file name stem (letters, "
+                         f"digits, '_', '-', '.'), e.g. drive_val.")
     if args.workers < 1:
         raise SuiteError(f"--workers must be >= 1, got {args.workers}.")
     wanted = [p.strip() for p in args.policies.split(",") if p.strip()]
@@ -85,7 +92,7 @@ def evaluate(args: argparse.Namespace) -> int:
     scores = {name: [r.score for r in res] for name, res in results.items()}
     out = run / "samples"
     setting = _setting(task, seeds)
-    rows, scores = _with_earlier_rows(out, setting, rows, scores)
+    rows, scores = _with_earlier_rows(out / f"{args.report}.json", setting, rows, scores)
     table = format_table(rows)
     print(table)
     compared = [k for k in ("learned", "learned+safety") if k in rows and "expert" in rows]
@@ -96,12 +103,13 @@ def evaluate(args: argparse.Namespace) -> int:
               f"{lrn['collisions_per_km']:.2f} vs expert {e['collisions_per_km']:.2f} "
               f"(goal <= 2x)")
     out.mkdir(parents=True, exist_ok=True)
-    (out / "drive_eval.json").write_text(json.dumps(
+    report = out / f"{args.report}.json"
+    report.write_text(json.dumps(
         {"scenarios": n, "seeds": [seeds[0], seeds[-1]], "setting": setting, "rows": rows,
          "scores": scores}, indent=1))
-    (out / "drive_eval.md").write_text(table + "\n")
-    written = [out / "drive_eval.json", out / "drive_eval.md"]
-    written += plot_evaluation(rows, scores, out)
+    report.with_suffix(".md").write_text(table + "\n")
+    written = [report, report.with_suffix(".md")]
+    written += plot_evaluation(rows, scores, out, args.report)
     print("wrote " + ", ".join(str(p) for p in written))
     return 0
 
@@ -114,13 +122,12 @@ def _setting(task: Any, seeds: list[int]) -> dict[str, Any]:
         "sensors": dataclasses.asdict(task.sensor_config())}))
 
 
-def _with_earlier_rows(out: Path, setting: dict[str, Any], rows: dict[str, Any],
+def _with_earlier_rows(path: Path, setting: dict[str, Any], rows: dict[str, Any],
                        scores: dict[str, list[float]]
                        ) -> tuple[dict[str, Any], dict[str, list[float]]]:
     """This evaluation's rows after the rows of an earlier one on the same scenarios that
     it did not redo (``--policies learned`` after a full run keeps the expert's row); an
-    earlier report on other scenarios is moved aside, not overwritten."""
-    path = out / "drive_eval.json"
+    earlier report (``path``) on other scenarios is moved aside, not overwritten."""
     try:
         earlier = json.loads(path.read_text())
     except FileNotFoundError:
@@ -137,7 +144,7 @@ def _with_earlier_rows(out: Path, setting: dict[str, Any], rows: dict[str, Any],
                 {k: scores[k] if k in scores else earlier.get("scores", {}).get(k, [])
                  for k in names})
     k = 1
-    while (aside := out / f"drive_eval.earlier-{k}.json").exists():
+    while (aside := path.with_name(f"{path.stem}.earlier-{k}.json")).exists():
         k += 1
     path.rename(aside)
     if path.with_suffix(".md").exists():

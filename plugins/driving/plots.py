@@ -20,13 +20,14 @@ PANELS = (
 
 
 def plot_evaluation(rows: dict[str, dict[str, Any]], scores: dict[str, list[float]],
-                    out_dir: Path) -> list[Path]:
+                    out_dir: Path, name: str = "drive_eval") -> list[Path]:
     """Write the metric bars per policy and the per-scenario score comparison.
 
     Args:
         rows: Policy name -> summary metrics (the table).
         scores: Policy name -> driving score of each scenario (same scenario order).
         out_dir: Usually the run's ``samples/``.
+        name: File name stem: ``{name}_metrics.png``, ``{name}_scores.png``.
 
     Returns:
         The PNG files written.
@@ -47,7 +48,7 @@ def plot_evaluation(rows: dict[str, dict[str, Any]], scores: dict[str, list[floa
         ax.set_title(title, fontsize=10)
     fig.suptitle(f"closed-loop evaluation ({rows[names[0]]['scenarios']} scenarios)")
     fig.tight_layout()
-    bars = out_dir / "drive_eval_metrics.png"
+    bars = out_dir / f"{name}_metrics.png"
     fig.savefig(bars, dpi=100)
     plt.close(fig)
     written = [bars]
@@ -63,7 +64,7 @@ def plot_evaluation(rows: dict[str, dict[str, Any]], scores: dict[str, list[floa
         ax.set_title("per-scenario driving score")
         ax.legend(fontsize=8)
         fig.tight_layout()
-        scatter = out_dir / "drive_eval_scores.png"
+        scatter = out_dir / f"{name}_scores.png"
         fig.savefig(scatter, dpi=100)
         plt.close(fig)
         written.append(scatter)

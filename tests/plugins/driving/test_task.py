@@ -228,6 +228,15 @@ def test_cli_train_evaluate_replay(prepared: DrivingTask, workdir: Path,
         "baseline"}
     aside = json.loads((run / "samples" / "drive_eval.earlier-1.json").read_text())
     assert set(aside["rows"]) == set(report["rows"])
+    # Validation scenarios under their own report name leave the held-out report alone.
+    held_out = (run / "samples" / "drive_eval.json").read_text()
+    assert main(["drive", "evaluate", "--from", "t", "--scenarios", "1", "--policies",
+                 "expert", "--report", "drive_val", "eval.seed_offset=90000", *short]) == 0
+    assert (run / "samples" / "drive_eval.json").read_text() == held_out
+    val = json.loads((run / "samples" / "drive_val.json").read_text())
+    assert val["seeds"] == [90000, 90000] and (run / "samples" / "drive_val_metrics.png").exists()
+    assert main(["drive", "evaluate", "--from", "t", "--report", "../x"]) == 2
+    assert "--report '../x': give a plain file name stem" in capsys.readouterr().err
     # `suite driving ...` is the same verb.
     assert main(["driving", "replay", "--from", "t", "--policy", "expert",
                  "eval.max_seconds=1"]) == 0
