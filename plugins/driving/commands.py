@@ -60,7 +60,7 @@ def configure_evaluate(p: argparse.ArgumentParser) -> None:
                         "rule-based safety layer of safety.py), expert, baseline")
     p.add_argument("--workers", type=int, default=1,
                    help="processes driving scenarios at once (e.g. the number of free "
-                        "cores); the table is the same as with 1")
+                        "cores); the table is that of 1 (learned rows up to rounding)")
     p.add_argument("--report", default="drive_eval",
                    help="file name stem of the report in the run's samples/ (e.g. drive_val "
                         "for validation scenarios, so the held-out report stays put)")
