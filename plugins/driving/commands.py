@@ -91,8 +91,9 @@ def evaluate(args: argparse.Namespace) -> int:
     rows = {name: summarize(res) for name, res in results.items()}
     scores = {name: [r.score for r in res] for name, res in results.items()}
     out = run / "samples"
+    report = out / f"{args.report}.json"
     setting = _setting(task, seeds)
-    rows, scores = _with_earlier_rows(out / f"{args.report}.json", setting, rows, scores)
+    rows, scores = _with_earlier_rows(report, setting, rows, scores)
     table = format_table(rows)
     print(table)
     compared = [k for k in ("learned", "learned+safety") if k in rows and "expert" in rows]
@@ -103,7 +104,6 @@ def evaluate(args: argparse.Namespace) -> int:
               f"{lrn['collisions_per_km']:.2f} vs expert {e['collisions_per_km']:.2f} "
               f"(goal <= 2x)")
     out.mkdir(parents=True, exist_ok=True)
-    report = out / f"{args.report}.json"
     report.write_text(json.dumps(
         {"scenarios": n, "seeds": [seeds[0], seeds[-1]], "setting": setting, "rows": rows,
          "scores": scores}, indent=1))

@@ -57,8 +57,9 @@ def make_policy(name: str, model: nn.Module | None) -> Policy:
         return LearnedPolicy(model)
     if name == "learned+safety":
         return LearnedPolicy(model, name=name, guards=safety_layer())
-    if name.startswith("learned -") and name[len("learned -"):] in ABLATABLE:
-        return LearnedPolicy(model, drop=(name[len("learned -"):],))
+    sensor = name.removeprefix("learned -")
+    if sensor != name and sensor in ABLATABLE:
+        return LearnedPolicy(model, drop=(sensor,))
     raise ValueError(f"unknown policy {name!r}; choose among {POLICIES} or {ablation_names()}")
 
 

@@ -31,8 +31,8 @@ def lane_references(route: np.ndarray, lane_width: float = LANE_WIDTH,
                     max_rms: float = 0.15, max_slope: float = 0.25) -> Iterator[np.poly1d]:
     """Candidate centre lines ``y(x)`` (ego frame) of the lane the route sensor's nearest
     point lies in, best first: a quadratic through its four points 5-30 m ahead, through
-    the nearest three, the line through the nearest two. None where the ego is not
-    driving along the lane (in a junction turn). Lazy: a caller that takes the first
+    the nearest three, the line through the nearest two. No candidate where the ego is
+    not driving along the lane (in a junction turn). Lazy: a caller that takes the first
     candidate fits no others (the safety layer asks every frame).
 
     The points lie on the lane the route wants at each distance, so where that changes
