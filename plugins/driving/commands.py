@@ -57,7 +57,8 @@ def configure_evaluate(p: argparse.ArgumentParser) -> None:
                         "first K of the same held-out scenarios")
     p.add_argument("--policies", default="learned,learned+safety,expert,baseline",
                    help="comma list among learned, learned+safety (the planner behind the "
-                        "rule-based safety layer of safety.py), expert, baseline")
+                        "rule-based safety layer of safety.py), learned+safety+pullout (and "
+                        "the pull-out recovery of pull_out.py), expert, baseline")
     p.add_argument("--workers", type=int, default=1,
                    help="processes driving scenarios at once (e.g. the number of free "
                         "cores); the table is that of 1 (learned rows up to rounding)")
@@ -96,7 +97,7 @@ def evaluate(args: argparse.Namespace) -> int:
     rows, scores = _with_earlier_rows(report, setting, rows, scores)
     table = format_table(rows)
     print(table)
-    compared = [k for k in ("learned", "learned+safety") if k in rows and "expert" in rows]
+    compared = [k for k in POLICIES if k.startswith("learned") and k in rows and "expert" in rows]
     for name in compared:
         e, lrn = rows["expert"], rows[name]
         ratio = lrn["driving_score"] / max(e["driving_score"], 1e-9)

@@ -95,3 +95,13 @@ class LaneFrame:
         normal = np.stack([-t[:, 1], t[:, 0]], 1)
         base = self.xy[k] + t * ((pts - self.xy[k]) * t).sum(1, keepdims=True)
         return base + normal * offset
+
+    def point(self, along: np.ndarray, offset: np.ndarray) -> np.ndarray:
+        """Ego-frame points ``[N, 2]`` at along-lane positions ``along [N]`` and offsets
+        ``offset [N]`` (the inverse of :meth:`project`)."""
+        base = np.stack([np.interp(along, self.arc, self.xy[:, 0]),
+                         np.interp(along, self.arc, self.xy[:, 1])], 1)
+        t = np.stack([np.interp(along, self.arc, self.tangent[:, 0]),
+                      np.interp(along, self.arc, self.tangent[:, 1])], 1)
+        t = t / np.linalg.norm(t, axis=1, keepdims=True)
+        return base + np.stack([-t[:, 1], t[:, 0]], 1) * np.asarray(offset)[:, None]

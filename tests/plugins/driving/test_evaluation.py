@@ -8,6 +8,7 @@ from torchsuite.core import resolve_config
 from torchsuite.plugins.driving.evaluation import drive_policies, make_policy
 from torchsuite.plugins.driving.expert import BaselinePolicy, ExpertPolicy
 from torchsuite.plugins.driving.policy import LearnedPolicy
+from torchsuite.plugins.driving.pull_out import PullOut
 from torchsuite.plugins.driving.task import DrivingConfig, DrivingTask
 
 
@@ -18,6 +19,9 @@ def test_make_policy_by_name() -> None:
     guarded = make_policy("learned+safety", net)
     assert isinstance(guarded, LearnedPolicy) and guarded.guards
     assert guarded.name == "learned+safety"
+    pulling = make_policy("learned+safety+pullout", net)
+    assert isinstance(pulling, LearnedPolicy) and isinstance(pulling.guards[-1], PullOut)
+    assert len(pulling.guards) == len(guarded.guards) + 1
     blind = make_policy("learned -lidar", net)
     assert isinstance(blind, LearnedPolicy) and {"lidar", "lidar_prev"} <= blind.drop
     assert not make_policy("learned", net).guards

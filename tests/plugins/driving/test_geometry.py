@@ -53,3 +53,11 @@ def test_lane_frame_measures_along_and_across_a_sloped_lane() -> None:
     moved = frame.shift(pts, 3.5)
     assert np.allclose(frame.project(moved)[1], 3.5, atol=1e-6)
     assert np.allclose(frame.project(moved)[0], along, atol=1e-6)
+
+
+def test_lane_frame_point_inverts_project() -> None:
+    frame = LaneFrame(np.poly1d([0.01, 0.1, 0.5]))  # a bending lane, ego 0.5 m right of it
+    along, offset = np.array([-5.0, 0.0, 3.0, 12.0]), np.array([0.0, -0.5, 1.2, 3.5])
+    back_along, back_offset = frame.project(frame.point(along, offset))
+    assert np.allclose(back_along, along, atol=0.05)
+    assert np.allclose(back_offset, offset, atol=0.05)
