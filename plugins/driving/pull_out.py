@@ -40,7 +40,7 @@ from .geometry import LaneFrame, lane_references, lidar_points
 from .safety import LaneChangeGuard
 from .sim.road import LANE_WIDTH
 from .sim.sensors import SensorConfig
-from .sim.world import EGO_LENGTH, EGO_WIDTH, MAX_STEER, WHEELBASE
+from .sim.world import EGO_LENGTH, MAX_STEER, WHEELBASE, ego_extent
 
 __all__ = ["PullOut", "blend", "swept_clear"]
 
@@ -79,10 +79,8 @@ def swept_clear(along: np.ndarray, offset: np.ndarray, slope: np.ndarray,
     if not near.any():
         return True
     pa, po = pts_along[near], pts_off[near]
-    yaw = np.arctan(slope)
-    c, s = np.abs(np.cos(yaw)), np.abs(np.sin(yaw))
-    half_a = (EGO_LENGTH * c + EGO_WIDTH * s) / 2 + margin[0]  # [S]
-    half_o = (EGO_LENGTH * s + EGO_WIDTH * c) / 2 + margin[1]
+    half_a, half_o = ego_extent(np.arctan(slope))  # [S]
+    half_a, half_o = half_a + margin[0], half_o + margin[1]
     inside = (np.abs(pa[None] - along[:, None]) < half_a[:, None]) & (
         np.abs(po[None] - offset[:, None]) < half_o[:, None])  # [S, P]
     return not bool(inside.any())
@@ -164,7 +162,7 @@ class PullOut:
         pts = lidar_points(obs["lidar"], self.lidar_range)
         pts_along, pts_off = frame.project(pts) if len(pts) else (np.zeros(0), np.zeros(0))
         if self._active is None:
-            target = self._start(frame, ego, slope0, obs, speed, pts_along, pts_off, plan)
+            target = self._start(frame, ego, slope0, obs, speed, pts, pts_along, pts_off, plan)
             if target is None:
                 return plan
             self._active, self._stood = (target, 0.0), 0.0
@@ -180,7 +178,7 @@ class PullOut:
             return replace(plan, target_speed=0.0, accel=min(plan.accel, -COMFORT_DECEL))
         return self._plan(frame, ego, slope0, target, length, speed)
 
-    def _blocker(self, frame: LaneFrame, ego: float, slope0: float, pts_along: np.ndarray,
+    def _blocker(self, ego: float, slope0: float, pts: np.ndarray, pts_along: np.ndarray,
                  pts_off: np.ndarray, obs: dict[str, np.ndarray]) -> float | None:
         """Lane-frame offset of the nearest LiDAR return that the ego, driving on along
         its lane as it stands, would meet within ``reach`` and that stood still over the
@@ -189,25 +187,22 @@ class PullOut:
         The LiDAR, not the radar: an ego angled out behind a parked car can have it
         outside the radar's cone.
         """
-        yaw = np.arctan(slope0)
-        c, s = abs(np.cos(yaw)), abs(np.sin(yaw))
-        half_a, half_o = (EGO_LENGTH * c + EGO_WIDTH * s) / 2, (EGO_LENGTH * s + EGO_WIDTH * c) / 2
+        half_a, half_o = ego_extent(np.arctan(slope0))
         k = np.flatnonzero((pts_along > 0) & (pts_along < half_a + self.reach)
                            & (np.abs(pts_off - ego) < half_o + 0.3))
         if not len(k):
             return None
         k = k[np.argmin(pts_along[k])]
-        if not _standing(frame.point(pts_along[k:k + 1], pts_off[k:k + 1]), obs,
-                         self.lidar_range)[0]:
+        if not _standing(pts[k:k + 1], obs, self.lidar_range)[0]:
             return None  # it moved
         return float(pts_off[k])
 
     def _start(self, frame: LaneFrame, ego: float, slope0: float,
-               obs: dict[str, np.ndarray], speed: float, pts_along: np.ndarray,
-               pts_off: np.ndarray, plan: Plan) -> float | None:
+               obs: dict[str, np.ndarray], speed: float, pts: np.ndarray,
+               pts_along: np.ndarray, pts_off: np.ndarray, plan: Plan) -> float | None:
         """The next lane's centre offset to pull out into, or None when there is nothing
         to pull out round or no free way round it."""
-        blocker = self._blocker(frame, ego, slope0, pts_along, pts_off, obs)
+        blocker = self._blocker(ego, slope0, pts, pts_along, pts_off, obs)
         if blocker is None:
             return None
         lane = round(blocker / self.lane_width)

@@ -19,13 +19,20 @@ from .road import LANE_WIDTH, Town, make_town
 from .route import LaneRoute, Path, astar_route, build_path
 from .traffic import idm_accel, lane_occupancy, leader_gaps, mobil_targets
 
-__all__ = ["Scenario", "ScenarioConfig", "World", "make_scenario"]
+__all__ = ["Scenario", "ScenarioConfig", "World", "ego_extent", "make_scenario"]
 
 WHEELBASE = 2.7
 EGO_LENGTH, EGO_WIDTH = 4.6, 1.9
 MAX_STEER = 0.6
 MAX_STEER_RATE = 1.0  # rad/s
 KIND_MOVING, KIND_PARKED, KIND_SLOW = 0, 1, 2
+
+
+def ego_extent(yaw: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
+    """Half extents (along, across the lane) of the ego's box turned ``yaw`` rad off its
+    lane: what collisions are judged with, so an angled ego is wider than a straight one."""
+    c, s = np.abs(np.cos(yaw)), np.abs(np.sin(yaw))
+    return (EGO_LENGTH * c + EGO_WIDTH * s) / 2, (EGO_LENGTH * s + EGO_WIDTH * c) / 2
 
 
 @dataclass
@@ -290,10 +297,7 @@ class World:
         self._onroad_steps = 0 if outside else self._onroad_steps + 1
         self.offroad = outside
         if len(tr["s"]):
-            dyaw = e.yaw - float(self.path.at(e.s, "heading"))
-            c, sn = abs(np.cos(dyaw)), abs(np.sin(dyaw))
-            half_s = (EGO_LENGTH * c + EGO_WIDTH * sn) / 2
-            half_d = (EGO_LENGTH * sn + EGO_WIDTH * c) / 2
+            half_s, half_d = ego_extent(e.yaw - float(self.path.at(e.s, "heading")))
             hit = (np.abs(tr["s"] - e.s) < tr["length"] / 2 + half_s) & (
                 np.abs(tr["d"] - e.d) < tr["width"] / 2 + half_d
             )
