@@ -57,8 +57,8 @@ def configure_evaluate(p: argparse.ArgumentParser) -> None:
                         "first K of the same held-out scenarios")
     p.add_argument("--policies", default="learned,learned+safety,expert,baseline",
                    help="comma list among learned, learned+safety (the planner behind the "
-                        "rule-based safety layer of safety.py), learned+safety+pullout (and "
-                        "the pull-out recovery of pull_out.py), expert, baseline")
+                        "rule-based safety layer of safety.py, pull_out.py's recovery "
+                        "included), expert, baseline")
     p.add_argument("--workers", type=int, default=1,
                    help="processes driving scenarios at once (e.g. the number of free "
                         "cores); the table is that of 1 (learned rows up to rounding)")

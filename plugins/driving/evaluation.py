@@ -27,13 +27,12 @@ from torch import nn
 from .closed_loop import DriveResult, Policy, run_scenario
 from .expert import BaselinePolicy, ExpertPolicy
 from .policy import ABLATABLE, LearnedPolicy, load_planner
-from .pull_out import PullOut
 from .safety import safety_layer
 
 __all__ = ["POLICIES", "ablation_names", "drive_policies", "make_policy"]
 
 #: Policies ``suite drive evaluate --policies`` knows, besides the sensor ablations.
-POLICIES = ("learned", "learned+safety", "learned+safety+pullout", "expert", "baseline")
+POLICIES = ("learned", "learned+safety", "expert", "baseline")
 
 
 def ablation_names() -> list[str]:
@@ -58,8 +57,6 @@ def make_policy(name: str, model: nn.Module | None) -> Policy:
         return LearnedPolicy(model)
     if name == "learned+safety":
         return LearnedPolicy(model, name=name, guards=safety_layer())
-    if name == "learned+safety+pullout":  # not yet measured on the held-out scenarios
-        return LearnedPolicy(model, name=name, guards=[*safety_layer(), PullOut()])
     sensor = name.removeprefix("learned -")
     if sensor != name and sensor in ABLATABLE:
         return LearnedPolicy(model, drop=(sensor,))

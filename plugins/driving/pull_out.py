@@ -17,12 +17,12 @@ sensor (:func:`~.geometry.lane_references`, allowing for an ego angled off it), 
 obstacle and the corridor from the LiDAR (an ego angled out behind a parked car can
 have it outside the radar's cone).
 
-Status: opt-in (``suite drive evaluate --policies learned+safety+pullout``), not part of
-:func:`~.safety.safety_layer`. It pulls out on a built scene (tests), but on the 64
-validation scenarios it changed no score by more than 0.05 (0.806 with and without,
-5 collisions each): the planner's standstills are 1-2 m behind the parked car, angled
-out, where the simulator's lane-aligned extent of the angled ego leaves no swept path
-round it, so the corridor check never lets it start.
+Part of :func:`~.safety.safety_layer`, last (it overrides the brake only while the
+ego stands). On the 64 validation scenarios it took the planner round the parked car in
+one of them (0.821 -> 0.831, collisions unchanged at 4). It needs the simulator's
+oriented-box collisions: with the lane-aligned bounding box the simulator used before,
+an ego angled out 1-2 m behind a parked car already "touched" it and no path round was
+accepted (0.806 with and without).
 Tried with it and dropped: also stopping a slow (< 4 m/s) plan 4 m short of where its
 swept footprint meets a standing LiDAR return, to keep room to pull out. It stopped the
 car before road edges and cars beside it in lane changes, and the planner then stood:
@@ -40,7 +40,7 @@ from .geometry import LaneFrame, lane_references, lidar_points
 from .safety import LaneChangeGuard
 from .sim.road import LANE_WIDTH
 from .sim.sensors import SensorConfig
-from .sim.world import EGO_LENGTH, MAX_STEER, WHEELBASE, ego_extent
+from .sim.world import EGO_LENGTH, EGO_WIDTH, MAX_STEER, WHEELBASE
 
 __all__ = ["PullOut", "blend", "swept_clear"]
 
@@ -64,26 +64,33 @@ def swept_clear(along: np.ndarray, offset: np.ndarray, slope: np.ndarray,
                 ) -> bool:
     """Whether no point lies in the ego's box at any of the path's samples.
 
-    The box at each sample is the along/across extent of the ego turned to the path's
-    heading (the simulator judges collisions with the same lane-aligned extent, which
-    grows with the heading: an ego angled out behind a car is wider than it is straight).
+    The box at each sample is the ego's own, turned to the path's heading (the simulator
+    judges collisions with the same oriented boxes).
 
     Args:
         along, offset, slope: Path samples in the lane frame ``[S]``.
         pts_along, pts_off: LiDAR returns in the lane frame ``[P]``.
-        margin: Clearance (m) along and across the lane.
+        margin: Clearance (m) kept ahead/behind and to the sides of the box.
     """
     reach = EGO_LENGTH + margin[0] + margin[1]  # no box reaches further from its centre
     near = ((pts_along > along.min() - reach) & (pts_along < along.max() + reach)
             & (pts_off > offset.min() - reach) & (pts_off < offset.max() + reach))
     if not near.any():
         return True
-    pa, po = pts_along[near], pts_off[near]
-    half_a, half_o = ego_extent(np.arctan(slope))  # [S]
-    half_a, half_o = half_a + margin[0], half_o + margin[1]
-    inside = (np.abs(pa[None] - along[:, None]) < half_a[:, None]) & (
-        np.abs(po[None] - offset[:, None]) < half_o[:, None])  # [S, P]
+    fwd, side = _in_box_frame(along, offset, np.arctan(slope), pts_along[near], pts_off[near])
+    inside = (np.abs(fwd) < EGO_LENGTH / 2 + margin[0]) & (
+        np.abs(side) < EGO_WIDTH / 2 + margin[1])  # [S, P]
     return not bool(inside.any())
+
+
+def _in_box_frame(along: np.ndarray, offset: np.ndarray, heading: np.ndarray,
+                  pts_along: np.ndarray, pts_off: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Points ``[P]`` in the frames of boxes at ``[S]`` poses: ahead and to the left of
+    each box's centre, ``[S, P]`` each."""
+    da = pts_along[None] - np.atleast_1d(along)[:, None]
+    do = pts_off[None] - np.atleast_1d(offset)[:, None]
+    c, s = np.cos(np.atleast_1d(heading))[:, None], np.sin(np.atleast_1d(heading))[:, None]
+    return da * c + do * s, do * c - da * s
 
 
 def _standing(pts: np.ndarray, obs: dict[str, np.ndarray], lidar_range: float) -> np.ndarray:
@@ -107,7 +114,9 @@ class PullOut:
     Args:
         wait: Seconds stood still (speed and planned speed near zero) before it acts.
         dt: Seconds between calls (the simulator's step: the guards run every step).
-        reach: Bumper gap (m) within which a standing radar target ahead blocks the lane.
+        reach: Bumper gap (m) within which a standing LiDAR return ahead counts.
+        beside: How far (m) to the side of the ego's straight way ahead it counts: the
+            planner also stops where it would just pass (the network's own caution).
         creep: Speed (m/s) of the manoeuvre.
         lengths: Blend lengths (m) tried, shortest first.
         margin: Clearance (m) along and across the lane kept from every LiDAR return
@@ -124,6 +133,7 @@ class PullOut:
     wait: float = 3.0
     dt: float = 0.1
     reach: float = 12.0
+    beside: float = 1.0
     creep: float = 1.5
     lengths: tuple[float, ...] = (4.0, 6.0, 8.0, 10.0, 12.0, 15.0)
     margin: tuple[float, float] = (0.3, 0.3)
@@ -180,19 +190,21 @@ class PullOut:
 
     def _blocker(self, ego: float, slope0: float, pts: np.ndarray, pts_along: np.ndarray,
                  pts_off: np.ndarray, obs: dict[str, np.ndarray]) -> float | None:
-        """Lane-frame offset of the nearest LiDAR return that the ego, driving on along
-        its lane as it stands, would meet within ``reach`` and that stood still over the
-        last sweeps; None if there is none.
+        """Lane-frame offset of the nearest LiDAR return within ``reach`` ahead of the
+        ego and ``beside`` of its straight way, if it stood still over the last sweeps;
+        None if there is none.
 
         The LiDAR, not the radar: an ego angled out behind a parked car can have it
         outside the radar's cone.
         """
-        half_a, half_o = ego_extent(np.arctan(slope0))
-        k = np.flatnonzero((pts_along > 0) & (pts_along < half_a + self.reach)
-                           & (np.abs(pts_off - ego) < half_o + 0.3))
+        fwd, side = _in_box_frame(np.zeros(1), np.array([ego]), np.arctan(np.array([slope0])),
+                                  pts_along, pts_off)
+        fwd, side = fwd[0], side[0]
+        k = np.flatnonzero((fwd > 0) & (fwd < EGO_LENGTH / 2 + self.reach)
+                           & (np.abs(side) < EGO_WIDTH / 2 + self.beside))
         if not len(k):
             return None
-        k = k[np.argmin(pts_along[k])]
+        k = k[np.argmin(fwd[k])]
         if not _standing(pts[k:k + 1], obs, self.lidar_range)[0]:
             return None  # it moved
         return float(pts_off[k])
@@ -216,7 +228,7 @@ class PullOut:
             target = (lane + side) * self.lane_width
             if self._free_length(ego, slope0, target, pts_along, pts_off, self.margin) is None:
                 continue
-            if self._gap_check._next_lane_free(frame, lane, side, obs, speed):
+            if self._gap_check.next_lane_free(frame, lane, side, obs, speed):
                 return target
         return None
 

@@ -1,23 +1,23 @@
 """A rule-based safety layer behind the learned planner: a gap check before lane changes
-(LiDAR; the camera at junction entries), then radar emergency braking along the planned
-path.
+(LiDAR; the camera at junction entries), radar emergency braking along the planned path,
+and pulling out round a standing car the planner has stopped behind (:mod:`.pull_out`).
 
 End-to-end planners are usually deployed behind such rules: the TransFuser agents brake
 when LiDAR returns or detected boxes fall in the area ahead. The rules here read only
 sensors the planner has. :class:`LaneChangeGuard` keeps the ego in its lane while the
 LiDAR shows a car beside it, or one closing from behind, in the lane the plan moves into
 (the check the expert makes before it changes lanes); :class:`EmergencyBrake` brakes for
-radar targets on the path (the radar measures the closing speed directly). Route
-following, the choice to change lanes and normal car following stay the network's;
-``suite drive evaluate`` reports the planner with and without this layer.
+radar targets on the path (the radar measures the closing speed directly);
+:class:`~.pull_out.PullOut` takes the ego round a standing car after it has stood
+behind it for 3 s. Route following, the choice to change lanes and normal car following
+stay the network's; ``suite drive evaluate`` reports the planner with and without this
+layer.
 
-Tried and dropped: creeping on after standing still for a few seconds with the radar path
-clear (as the TransFuser agents do when stuck). Here a stuck planner mostly stands behind
-a parked car it has not yet passed; creeping made it clip that car (4 of 32 held-out
-scenarios went from standing still to a collision) or wander off the road. Creeping only
-where the LiDAR shows the corridor along the planned waypoints free changed nothing on
-the validation scenarios (0.803 both): the planner stands 1-3 m behind the car it means
-to pass, already angled out, too close to steer round it, so the corridor is never free.
+Tried and dropped before the pull-out: creeping on after standing still for a few
+seconds with the radar path clear (as the TransFuser agents do when stuck). A stuck
+planner mostly stands behind a parked car it has not yet passed; creeping made it clip
+that car (4 of 32 held-out scenarios went from standing still to a collision) or wander
+off the road.
 """
 
 from __future__ import annotations
@@ -191,11 +191,11 @@ class LaneChangeGuard:
         shift = float(off[np.argmax(np.abs(off))])
         if abs(shift) < self.intent:
             return plan
-        if self._next_lane_free(frame, lane, float(np.sign(shift)), obs, speed):
+        if self.next_lane_free(frame, lane, float(np.sign(shift)), obs, speed):
             return plan
         return replace(plan, waypoints=frame.shift(plan.waypoints, lane * self.lane_width))
 
-    def _next_lane_free(self, frame: LaneFrame, lane: int, side: float,
+    def next_lane_free(self, frame: LaneFrame, lane: int, side: float,
                         obs: dict[str, np.ndarray], speed: float) -> bool:
         """Whether the lane next to ``lane`` on ``side`` leaves room to move into it."""
         rear, front, beside = self._nearest(frame, lidar_points(obs["lidar"], self.lidar_range),
@@ -214,7 +214,9 @@ class LaneChangeGuard:
                 v_front = float(np.clip((front - front0) / HISTORY_DT, 0.0, 2 * limit))
         gap_rear = -rear - EGO_LENGTH / 2
         gap_front = front - EGO_LENGTH / 2
-        need_rear = 3.0 + 0.6 * v_rear + 2.5 * max(v_rear - speed, 0.0)
+        # A car standing behind (seen in both sweeps) is waiting for the ego, which half
+        # blocks its lane: holding for it too would leave both standing for good.
+        need_rear = 1.0 if v_rear < 0.3 else 3.0 + 0.6 * v_rear + 2.5 * max(v_rear - speed, 0.0)
         need_front = 3.0 + max(speed - v_front, 0.0) ** 2 / 6.0  # closing, braking at 3 m/s²
         return gap_rear >= need_rear and gap_front >= need_front
 
@@ -242,6 +244,8 @@ class LaneChangeGuard:
 
 
 def safety_layer() -> list[Guard]:
-    """Fresh guards for one drive: hold the lane while the next one is taken, then brake
-    for what is in the way."""
-    return [LaneChangeGuard(), EmergencyBrake()]
+    """Fresh guards for one drive: hold the lane while the next one is taken, brake for
+    what is in the way, and pull out round a standing car the planner stopped behind."""
+    from .pull_out import PullOut  # it builds on LaneChangeGuard's follower check
+
+    return [LaneChangeGuard(), EmergencyBrake(), PullOut()]

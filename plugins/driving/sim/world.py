@@ -19,7 +19,7 @@ from .road import LANE_WIDTH, Town, make_town
 from .route import LaneRoute, Path, astar_route, build_path
 from .traffic import idm_accel, lane_occupancy, leader_gaps, mobil_targets
 
-__all__ = ["Scenario", "ScenarioConfig", "World", "ego_extent", "make_scenario"]
+__all__ = ["Scenario", "ScenarioConfig", "World", "boxes_overlap", "make_scenario"]
 
 WHEELBASE = 2.7
 EGO_LENGTH, EGO_WIDTH = 4.6, 1.9
@@ -28,11 +28,34 @@ MAX_STEER_RATE = 1.0  # rad/s
 KIND_MOVING, KIND_PARKED, KIND_SLOW = 0, 1, 2
 
 
-def ego_extent(yaw: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
-    """Half extents (along, across the lane) of the ego's box turned ``yaw`` rad off its
-    lane: what collisions are judged with, so an angled ego is wider than a straight one."""
-    c, s = np.abs(np.cos(yaw)), np.abs(np.sin(yaw))
-    return (EGO_LENGTH * c + EGO_WIDTH * s) / 2, (EGO_LENGTH * s + EGO_WIDTH * c) / 2
+def boxes_overlap(center: np.ndarray, heading: float, half: tuple[float, float],
+                  centers: np.ndarray, headings: np.ndarray, lengths: np.ndarray,
+                  widths: np.ndarray) -> np.ndarray:
+    """Which of N oriented boxes overlap one oriented box (separating-axis test).
+
+    Args:
+        center, heading, half: The box: centre ``[2]``, heading (rad), half length and
+            half width (m).
+        centers, headings, lengths, widths: The others: ``[N, 2]``, ``[N]``, ``[N]``, ``[N]``.
+
+    Returns:
+        ``[N]`` bool.
+    """
+    def axes(h: np.ndarray) -> np.ndarray:  # [..., 2 (along, across), 2 (x, y)]
+        c, s = np.cos(h), np.sin(h)
+        return np.stack([np.stack([c, s], -1), np.stack([-s, c], -1)], -2)
+
+    a = axes(np.asarray(heading, dtype=float))  # [2, 2]
+    b = axes(np.asarray(headings, dtype=float))  # [N, 2, 2]
+    ha = np.asarray(half, dtype=float)  # [2]
+    hb = np.stack([lengths, widths], -1) / 2  # [N, 2]
+    gap = centers - center  # [N, 2]
+    # Two rectangles are apart iff one of their four edge directions separates them.
+    cand = np.concatenate([np.broadcast_to(a, b.shape), b], 1)  # [N, 4, 2]
+    dist = np.abs(np.einsum("nkx,nx->nk", cand, gap))  # [N, 4]
+    reach_a = np.abs(np.einsum("nkx,jx->nkj", cand, a)) @ ha  # [N, 4]
+    reach_b = np.einsum("nkj,nj->nk", np.abs(np.einsum("nkx,njx->nkj", cand, b)), hb)
+    return ~(dist > reach_a + reach_b).any(1)
 
 
 @dataclass
@@ -177,7 +200,7 @@ class World:
         self._rng = np.random.default_rng([scenario.seed, 7])
         self._lc_timer = self._rng.uniform(0, 1.0, len(self.tr["s"]))
         self._lat_v = np.zeros(len(self.tr["s"]))
-        self._tw_cache: tuple[int, Any] | None = None
+        self._tw_cache: Any = None
 
     # ------------------------------------------------------------------ queries
     @property
@@ -199,8 +222,8 @@ class World:
     def traffic_world(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Traffic boxes in world frame: centre [N, 2], heading [N], length, width, velocity
         [N, 2]."""
-        if self._tw_cache is not None and self._tw_cache[0] == self.step_count:
-            return self._tw_cache[1]  # every sensor asks for it in the same step
+        if self._tw_cache is not None:
+            return self._tw_cache  # every sensor and the collision check ask for it
         tr = self.tr
         xy, hd = self.path.to_world(tr["s"], tr["d"])
         if len(tr["s"]):
@@ -208,7 +231,7 @@ class World:
             hd = hd + np.arctan2(self._lat_v, np.maximum(tr["v"], 1.0))
         vel = np.stack([np.cos(hd), np.sin(hd)], -1) * tr["v"][:, None]
         out = (xy, hd, tr["length"], tr["width"], vel)
-        self._tw_cache = (self.step_count, out)
+        self._tw_cache = out
         return out
 
     # ------------------------------------------------------------------ dynamics
@@ -240,6 +263,7 @@ class World:
 
     def _step_traffic(self) -> None:
         tr, dt, path = self.tr, self.dt, self.path
+        self._tw_cache = None  # they move now
         if not len(tr["s"]):
             return
         act = self.actors()
@@ -297,11 +321,18 @@ class World:
         self._onroad_steps = 0 if outside else self._onroad_steps + 1
         self.offroad = outside
         if len(tr["s"]):
-            half_s, half_d = ego_extent(e.yaw - float(self.path.at(e.s, "heading")))
-            hit = (np.abs(tr["s"] - e.s) < tr["length"] / 2 + half_s) & (
-                np.abs(tr["d"] - e.d) < tr["width"] / 2 + half_d
-            )
-            if hit.any():
-                self.collided = True
-                self.collision_kind = int(tr["kind"][np.argmax(hit)])
+            # The oriented boxes the LiDAR sees, not lane-aligned extents: an ego angled
+            # out behind a parked car is as wide as the car, not as its bounding box.
+            # Only cars near along the route: past its ends the world positions are
+            # clamped to the end points.
+            near = np.flatnonzero((np.abs(tr["s"] - e.s) < (tr["length"] + EGO_LENGTH) / 2 + 1.0)
+                                  & (tr["s"] >= 0) & (tr["s"] <= self.path.length))
+            if len(near):
+                xy, hd, length, width, _ = self.traffic_world()
+                hit = boxes_overlap(np.array([e.x, e.y]), e.yaw,
+                                    (EGO_LENGTH / 2, EGO_WIDTH / 2), xy[near], hd[near],
+                                    length[near], width[near])
+                if hit.any():
+                    self.collided = True
+                    self.collision_kind = int(tr["kind"][near[np.argmax(hit)]])
 

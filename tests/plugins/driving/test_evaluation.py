@@ -19,9 +19,7 @@ def test_make_policy_by_name() -> None:
     guarded = make_policy("learned+safety", net)
     assert isinstance(guarded, LearnedPolicy) and guarded.guards
     assert guarded.name == "learned+safety"
-    pulling = make_policy("learned+safety+pullout", net)
-    assert isinstance(pulling, LearnedPolicy) and isinstance(pulling.guards[-1], PullOut)
-    assert len(pulling.guards) == len(guarded.guards) + 1
+    assert isinstance(guarded.guards[-1], PullOut)  # the recovery acts last
     blind = make_policy("learned -lidar", net)
     assert isinstance(blind, LearnedPolicy) and {"lidar", "lidar_prev"} <= blind.drop
     assert not make_policy("learned", net).guards

@@ -21,14 +21,17 @@ def test_blend_starts_at_the_ego_heading_and_ends_on_the_lane() -> None:
     assert 1.0 < offset[1] < 3.5
 
 
-def test_the_swept_box_grows_with_the_heading() -> None:
+def test_the_swept_box_turns_with_the_heading() -> None:
     along, offset = np.array([0.0]), np.array([0.0])
     ahead = (np.array([2.0]), np.array([0.0]))
     assert not swept_clear(along, offset, np.zeros(1), *ahead, (0.3, 0.3))
-    beside = (np.array([2.0]), np.array([EGO_WIDTH / 2 + 0.5]))
-    assert swept_clear(along, offset, np.zeros(1), *beside, (0.3, 0.1))
-    # Angled 0.4 rad off the lane the ego's lane-aligned extent reaches that point.
-    assert not swept_clear(along, offset, np.array([0.4]), *beside, (0.3, 0.1))
+    left = (np.array([2.0]), np.array([EGO_WIDTH / 2 + 0.5]))
+    right = (np.array([2.0]), np.array([-EGO_WIDTH / 2 - 0.5]))
+    assert swept_clear(along, offset, np.zeros(1), *left, (0.3, 0.1))
+    # Turned 0.4 rad to the left, the front corner swings onto the point on the left and
+    # away from the one on the right (a lane-aligned bounding box would cover both).
+    assert not swept_clear(along, offset, np.array([0.4]), *left, (0.3, 0.1))
+    assert swept_clear(along, offset, np.array([0.4]), *right, (0.3, 0.1))
     assert swept_clear(along, offset, np.zeros(1), np.zeros(0), np.zeros(0), (0.3, 0.3))
 
 
