@@ -18,6 +18,7 @@ from .closed_loop import run_scenario, summarize
 from .evaluation import POLICIES, ablation_names, drive_policies, make_policy
 from .plots import plot_evaluation
 from .policy import load_planner
+from .sim.world import RULES
 
 __all__ = ["configure_evaluate", "configure_replay", "evaluate", "replay"]
 
@@ -118,7 +119,7 @@ def evaluate(args: argparse.Namespace) -> int:
 def _setting(task: Any, seeds: list[int]) -> dict[str, Any]:
     """What decides an evaluation's scenarios and sensors (JSON-plain, to compare)."""
     return json.loads(json.dumps({
-        "seeds": seeds, "max_seconds": task.cfg.eval.max_seconds,
+        "rules": RULES, "seeds": seeds, "max_seconds": task.cfg.eval.max_seconds,
         "scenario": dataclasses.asdict(task.scenario_config()),
         "sensors": dataclasses.asdict(task.sensor_config())}))
 

@@ -19,13 +19,17 @@ from .road import LANE_WIDTH, Town, make_town
 from .route import LaneRoute, Path, astar_route, build_path
 from .traffic import idm_accel, lane_occupancy, leader_gaps, mobil_targets
 
-__all__ = ["Scenario", "ScenarioConfig", "World", "boxes_overlap", "make_scenario"]
+__all__ = ["RULES", "Scenario", "ScenarioConfig", "World", "boxes_overlap", "make_scenario"]
 
 WHEELBASE = 2.7
 EGO_LENGTH, EGO_WIDTH = 4.6, 1.9
 MAX_STEER = 0.6
 MAX_STEER_RATE = 1.0  # rad/s
 KIND_MOVING, KIND_PARKED, KIND_SLOW = 0, 1, 2
+#: Version of the rules that decide a drive's outcome (collisions, off-road, completion):
+#: evaluations under other rules are not compared or merged. 2: collisions between
+#: oriented boxes (1: the ego's lane-aligned bounding box).
+RULES = 2
 
 
 def boxes_overlap(center: np.ndarray, heading: float, half: tuple[float, float],

@@ -233,6 +233,15 @@ def test_cli_train_evaluate_replay(prepared: DrivingTask, workdir: Path,
     assert main(["drive", "evaluate", "--from", "t", "--scenarios", "1", "--policies",
                  "expert", "--report", "drive_val", "eval.seed_offset=90000", *short]) == 0
     assert (run / "samples" / "drive_eval.json").read_text() == held_out
+    # A report made under the simulator's earlier rules is not merged with new rows.
+    val = run / "samples" / "drive_val.json"
+    stale = json.loads(val.read_text())
+    stale["setting"]["rules"] = stale["setting"]["rules"] - 1
+    val.write_text(json.dumps(stale))
+    assert main(["drive", "evaluate", "--from", "t", "--scenarios", "1", "--policies",
+                 "baseline", "--report", "drive_val", "eval.seed_offset=90000", *short]) == 0
+    assert "moved the earlier evaluation" in capsys.readouterr().out
+    assert set(json.loads(val.read_text())["rows"]) == {"baseline"}
     val = json.loads((run / "samples" / "drive_val.json").read_text())
     assert val["seeds"] == [90000, 90000] and (run / "samples" / "drive_val_metrics.png").exists()
     assert main(["drive", "evaluate", "--from", "t", "--report", "../x"]) == 2
