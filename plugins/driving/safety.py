@@ -205,7 +205,9 @@ class LaneChangeGuard:
         limit = float(obs["route"][8])
         v_rear, v_front = max(speed, limit), 0.0
         pose = obs.get("prev_pose")
-        if pose is not None and np.abs(np.asarray(pose)).sum() > 1e-6:
+        # The first frame of a drive repeats its sweep as the earlier one: no motion known
+        # (a standing ego's pose is zero too, but its sweeps differ by their noise).
+        if pose is not None and not np.array_equal(obs["lidar_prev"], obs["lidar"]):
             before = lidar_points(obs["lidar_prev"], self.lidar_range, np.asarray(pose))
             rear0, front0, _ = self._nearest(frame, before, lane, side)
             if np.isfinite(rear0) and np.isfinite(rear):

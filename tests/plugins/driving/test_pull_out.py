@@ -81,3 +81,20 @@ def test_waits_while_the_next_lane_is_taken(parked_ahead: Callable[..., Scenario
                    kind=[KIND_PARKED, KIND_PARKED])
     res = run_scenario(sc, LearnedPolicy(_Stopper(), guards=[PullOut()]))
     assert res.collisions_static == 0 and res.distance_km < 1e-3
+
+
+def test_pulls_out_when_the_planner_stops_for_a_car_just_beside_its_way(
+    parked_ahead: Callable[..., Scenario], place: Callable[..., Scenario],
+) -> None:
+    """A car standing half a metre to the side of the ego's straight way ahead still
+    stops the planner; after the wait the ego is taken into the next lane, round it."""
+    sc = parked_ahead(11.0)
+    sc.ego_v, sc.time_limit = 0.0, 16.0
+    centre = float(sc.path.lane_center(sc.ego_lane))
+    place(sc, [sc.ego_s + 11.0], [centre - (EGO_WIDTH / 2 + 0.5 + 0.9)], [0.0],
+          kind=[KIND_PARKED])
+    pull = PullOut()
+    out = run_scenario(sc, LearnedPolicy(_Stopper(), guards=[pull]))
+    assert out.collisions_static == 0 and out.distance_km * 1000 > 6.0
+    narrow = run_scenario(sc, LearnedPolicy(_Stopper(), guards=[PullOut(beside=0.3)]))
+    assert narrow.distance_km < 1e-3  # a narrower look beside does not see it

@@ -177,3 +177,21 @@ def test_at_a_junction_entry_a_plan_swinging_towards_a_car_beside_waits() -> Non
     assert guard(left, {**frame, "camera": _camera_with_car(-20.0, LANE_WIDTH)}, 2.0) is left
     turning = {**frame, "imu": np.array([2.0, 0.0, 1.0, 0.5], np.float32)}
     assert guard(left, turning, 2.0) is left
+
+
+def test_a_standing_ego_may_pull_away_from_a_car_standing_behind_it() -> None:
+    """Half in the next lane, the ego blocks a car that stopped 2 m behind it there:
+    waiting for that car to pass would leave both standing for good."""
+    guard = LaneChangeGuard()
+    over = np.stack([np.arange(1, 7) * 1.0, np.minimum(np.arange(1, 7) * 0.6, LANE_WIDTH)], 1)
+    plan = Plan(over, 1.5, 0.5)
+    frame = _frame(_lidar_with_car(-6.6, LANE_WIDTH))
+    frame["prev_pose"] = np.zeros(3, np.float32)  # the ego stood still
+    frame["lidar_prev"] = frame["lidar"] + 0.01  # another sweep of the same scene
+    assert guard(plan, frame, 0.0) is plan
+    # Without an earlier sweep the same car counts as coming at the speed limit.
+    frame["lidar_prev"] = frame["lidar"]
+    assert guard(plan, frame, 0.0) is not plan
+    # Seen closing at 5 m/s (2 m in 0.4 s) it is not waiting.
+    frame["lidar_prev"] = _lidar_with_car(-8.6, LANE_WIDTH)
+    assert guard(plan, frame, 0.0) is not plan
