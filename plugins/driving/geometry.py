@@ -10,7 +10,7 @@ import numpy as np
 
 from .sim.road import LANE_WIDTH
 
-__all__ = ["LaneFrame", "lane_references", "lidar_points"]
+__all__ = ["LaneFrame", "lane_references", "lidar_points", "standing_points"]
 
 
 def lidar_points(ranges: np.ndarray, max_range: float,
@@ -25,6 +25,21 @@ def lidar_points(ranges: np.ndarray, max_range: float,
         return np.stack([r * np.cos(ang), r * np.sin(ang)], 1)
     ang = ang + pose[2]
     return np.stack([pose[0] + r * np.cos(ang), pose[1] + r * np.sin(ang)], 1)
+
+
+def standing_points(pts: np.ndarray, obs: dict[str, np.ndarray], lidar_range: float
+                    ) -> np.ndarray:
+    """Which of the current LiDAR returns ``pts [N, 2]`` have a return of the earlier sweep
+    within 0.3 m (``[N]`` bool): they stood still (all of them when there is no earlier
+    sweep)."""
+    pose = obs.get("prev_pose")
+    if pose is None or "lidar_prev" not in obs or not len(pts):
+        return np.ones(len(pts), dtype=bool)
+    before = lidar_points(obs["lidar_prev"], lidar_range, np.asarray(pose))
+    if not len(before):
+        return np.zeros(len(pts), dtype=bool)
+    d2 = ((pts[:, None] - before[None]) ** 2).sum(-1)  # [N, M]
+    return d2.min(1) < 0.3**2
 
 
 def lane_references(route: np.ndarray, lane_width: float = LANE_WIDTH,

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from .expert import COMFORT_DECEL, N_WAYPOINTS, Plan
-from .geometry import LaneFrame, lane_references, lidar_points
+from .geometry import LaneFrame, lane_references, lidar_points, standing_points
 from .safety import LaneChangeGuard
 from .sim.road import LANE_WIDTH
 from .sim.sensors import SensorConfig
@@ -91,20 +91,6 @@ def _in_box_frame(along: np.ndarray, offset: np.ndarray, heading: np.ndarray,
     do = pts_off[None] - np.atleast_1d(offset)[:, None]
     c, s = np.cos(np.atleast_1d(heading))[:, None], np.sin(np.atleast_1d(heading))[:, None]
     return da * c + do * s, do * c - da * s
-
-
-def _standing(pts: np.ndarray, obs: dict[str, np.ndarray], lidar_range: float) -> np.ndarray:
-    """Which of the current LiDAR returns ``pts [N, 2]`` have a return of the earlier sweep
-    within 0.3 m (``[N]`` bool): they stood still (all of them when there is no earlier
-    sweep)."""
-    pose = obs.get("prev_pose")
-    if pose is None or "lidar_prev" not in obs or not len(pts):
-        return np.ones(len(pts), dtype=bool)
-    before = lidar_points(obs["lidar_prev"], lidar_range, np.asarray(pose))
-    if not len(before):
-        return np.zeros(len(pts), dtype=bool)
-    d2 = ((pts[:, None] - before[None]) ** 2).sum(-1)  # [N, M]
-    return d2.min(1) < 0.3**2
 
 
 @dataclass
@@ -205,7 +191,7 @@ class PullOut:
         if not len(k):
             return None
         k = k[np.argmin(fwd[k])]
-        if not _standing(pts[k:k + 1], obs, self.lidar_range)[0]:
+        if not standing_points(pts[k:k + 1], obs, self.lidar_range)[0]:
             return None  # it moved
         return float(pts_off[k])
 

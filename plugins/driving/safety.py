@@ -30,7 +30,7 @@ import numpy as np
 
 from .drives import HISTORY_DT
 from .expert import COMFORT_DECEL, EMERGENCY_DECEL, STANDING_S0, Plan
-from .geometry import LaneFrame, lane_references, lidar_points
+from .geometry import LaneFrame, lane_references, lidar_points, standing_points
 from .sim.road import LANE_WIDTH
 from .sim.sensors import SensorConfig, camera_grid
 from .sim.world import EGO_LENGTH
@@ -39,7 +39,9 @@ __all__ = [
     "EmergencyBrake",
     "Guard",
     "LaneChangeGuard",
+    "LidarBrake",
     "distance_to_path",
+    "path_position",
     "safety_layer",
     "targets_in_path",
 ]
@@ -55,18 +57,32 @@ class Guard(Protocol):
     def __call__(self, plan: Plan, obs: dict[str, np.ndarray], speed: float) -> Plan: ...
 
 
-def distance_to_path(points: np.ndarray, path: np.ndarray, extend: float = 60.0) -> np.ndarray:
+def path_position(points: np.ndarray, path: np.ndarray, extend: float = 60.0
+                  ) -> tuple[np.ndarray, np.ndarray]:
     """Lateral distance of ``points [N, 2]`` to the polyline from the origin through
-    ``path [M, 2]`` (ego frame), continued ``extend`` metres along its last segment."""
+    ``path [M, 2]`` (ego frame), continued ``extend`` metres along its last segment, and
+    how far along the polyline each point's nearest spot lies (``[N]`` each)."""
     poly = np.concatenate([np.zeros((1, 2)), path])
     tail = poly[-1] - poly[-2]
     tail = tail / max(float(np.linalg.norm(tail)), 1e-6)
     poly = np.concatenate([poly, poly[-1:] + tail * extend])
     a, b = poly[:-1], poly[1:]  # segments [S, 2]
     ab = b - a
+    seg = np.linalg.norm(ab, axis=1)
+    start = np.concatenate([[0.0], np.cumsum(seg)[:-1]])  # arc length at each segment start
     t = ((points[:, None] - a[None]) * ab[None]).sum(-1) / np.maximum((ab**2).sum(-1), 1e-9)
-    closest = a[None] + np.clip(t, 0.0, 1.0)[..., None] * ab[None]  # [N, S, 2]
-    return np.linalg.norm(points[:, None] - closest, axis=-1).min(1)
+    t = np.clip(t, 0.0, 1.0)  # [N, S]
+    closest = a[None] + t[..., None] * ab[None]  # [N, S, 2]
+    dist = np.linalg.norm(points[:, None] - closest, axis=-1)
+    k = dist.argmin(1)
+    n = np.arange(len(points))
+    return dist[n, k], start[k] + t[n, k] * seg[k]
+
+
+def distance_to_path(points: np.ndarray, path: np.ndarray, extend: float = 60.0) -> np.ndarray:
+    """Lateral distance of ``points [N, 2]`` to the polyline from the origin through
+    ``path [M, 2]`` (ego frame), continued ``extend`` metres along its last segment."""
+    return path_position(points, path, extend)[0]
 
 
 def targets_in_path(plan: Plan, radar: np.ndarray, half_width: float,
@@ -117,6 +133,51 @@ class EmergencyBrake:
         if need_max <= self.comfort:
             return plan
         brake = min(need_max, EMERGENCY_DECEL)
+        return replace(plan, accel=min(plan.accel, -brake),
+                       target_speed=min(plan.target_speed, max(speed - brake, 0.0)))
+
+
+@dataclass
+class LidarBrake:
+    """Brake for standing LiDAR returns in the planned path's corridor that the plan
+    would run into: what the radar's +-0.5 rad cone misses in a junction's turn (a
+    parked car just round the corner, a slow car stopped in it).
+
+    The corridor follows the plan's own waypoints only (a short straight continuation):
+    continued further, it would leave a turning road and meet the kerb.
+
+    Args:
+        half_width: Lateral distance (m) from the path within which a return is in the
+            way (half the ego's width and a margin).
+        comfort: Deceleration (m/s²) needed to stop short of it above which it brakes.
+        stop_gap: Bumper gap (m) to stop at.
+        extend: Metres the corridor continues past the last waypoint.
+        lidar_range: The LiDAR's maximum range (a return at it hit nothing).
+    """
+
+    half_width: float = 1.1
+    comfort: float = 3.0
+    stop_gap: float = 1.0
+    extend: float = 2.0
+    lidar_range: float = SensorConfig.lidar_range
+
+    def __call__(self, plan: Plan, obs: dict[str, np.ndarray], speed: float) -> Plan:
+        if speed < 0.5 or np.array_equal(obs.get("lidar_prev"), obs["lidar"]):
+            return plan  # standing, or no earlier sweep to tell standing returns by
+        pts = lidar_points(obs["lidar"], self.lidar_range)
+        pts = pts[pts[:, 0] > EGO_LENGTH / 2]
+        pts = pts[standing_points(pts, obs, self.lidar_range)]  # moving cars: the radar's
+        if not len(pts):
+            return plan
+        lateral, along = path_position(pts, plan.waypoints, self.extend)
+        ahead = along[lateral < self.half_width]
+        if not len(ahead):
+            return plan
+        gap = float(ahead.min()) - EGO_LENGTH / 2 - self.stop_gap
+        need = EMERGENCY_DECEL if gap <= 0.0 else speed**2 / (2 * gap)
+        if need <= self.comfort:
+            return plan
+        brake = min(need, EMERGENCY_DECEL)
         return replace(plan, accel=min(plan.accel, -brake),
                        target_speed=min(plan.target_speed, max(speed - brake, 0.0)))
 
@@ -250,4 +311,4 @@ def safety_layer() -> list[Guard]:
     what is in the way, and pull out round a standing car the planner stopped behind."""
     from .pull_out import PullOut  # it builds on LaneChangeGuard's follower check
 
-    return [LaneChangeGuard(), EmergencyBrake(), PullOut()]
+    return [LaneChangeGuard(), EmergencyBrake(), LidarBrake(), PullOut()]

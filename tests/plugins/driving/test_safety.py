@@ -15,6 +15,7 @@ from torchsuite.plugins.driving.policy import LearnedPolicy
 from torchsuite.plugins.driving.safety import (
     EmergencyBrake,
     LaneChangeGuard,
+    LidarBrake,
     distance_to_path,
     safety_layer,
 )
@@ -195,3 +196,28 @@ def test_a_standing_ego_may_pull_away_from_a_car_standing_behind_it() -> None:
     # Seen closing at 5 m/s (2 m in 0.4 s) it is not waiting.
     frame["lidar_prev"] = _lidar_with_car(-8.6, LANE_WIDTH)
     assert guard(plan, frame, 0.0) is not plan
+
+
+def _arc(radius: float, spacing: float = 3.0) -> np.ndarray:
+    """Six waypoints along a turn of ``radius`` (negative: to the right)."""
+    th = np.arange(1, 7) * spacing / abs(radius)
+    return np.stack([abs(radius) * np.sin(th), radius * (1 - np.cos(th))], 1)
+
+
+def test_the_lidar_brake_stops_for_a_standing_car_round_the_turn() -> None:
+    brake = LidarBrake()
+    right = Plan(_arc(-10.0), 6.0, 0.0)
+    car = _arc(-10.0)[2]  # on the path, 9 m along the turn
+    # 0.4 s ago the ego was 2.4 m back; a standing car was then 2.4 m further ahead.
+    frame = _frame(_lidar_with_car(*car))
+    frame["prev_pose"] = np.array([-2.4, 0.0, 0.0], np.float32)
+    frame["lidar_prev"] = _lidar_with_car(car[0] + 2.4, car[1])
+    out = brake(right, frame, 6.0)
+    assert out.accel <= -brake.comfort and out.target_speed < 6.0
+    # Turning the other way it is not in the corridor; at walking pace there is room.
+    left = Plan(_arc(10.0), 6.0, 0.0)
+    assert brake(left, frame, 6.0) is left
+    assert brake(Plan(_arc(-10.0, 0.5), 1.0, 0.0), frame, 1.0).accel == 0.0
+    # A car driving off at 6 m/s (where it was 0.4 s ago: 2.4 m back) is the radar's.
+    frame["lidar_prev"] = _lidar_with_car(car[0], car[1])
+    assert brake(right, frame, 6.0) is right
