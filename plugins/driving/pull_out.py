@@ -17,9 +17,11 @@ sensor (:func:`~.geometry.lane_references`, allowing for an ego angled off it), 
 obstacle and the corridor from the LiDAR (an ego angled out behind a parked car can
 have it outside the radar's cone).
 
-Part of :func:`~.safety.safety_layer`, last (it overrides the brake only while the
-ego stands). On the 64 validation scenarios it took the planner round the parked car in
-one of them (0.821 -> 0.831, collisions unchanged at 4). It needs the simulator's
+Part of :func:`~.safety.safety_layer`, last (it overrides the brakes only while the
+ego stands or creeps round). On the 64 validation scenarios it took the planner round
+the parked car in one of them (0.821 -> 0.831, collisions unchanged at 4), and in two
+more once it also counted returns up to 1 m beside the straight way (the planner stops
+for a car it would just pass: 0.850). It needs the simulator's
 oriented-box collisions: with the lane-aligned bounding box the simulator used before,
 an ego angled out 1-2 m behind a parked car already "touched" it and no path round was
 accepted (0.806 with and without).

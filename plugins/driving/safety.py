@@ -1,6 +1,7 @@
 """A rule-based safety layer behind the learned planner: a gap check before lane changes
 (LiDAR; the camera at junction entries), radar emergency braking along the planned path,
-and pulling out round a standing car the planner has stopped behind (:mod:`.pull_out`).
+LiDAR braking for what stands in it, and pulling out round a standing car the planner
+has stopped behind (:mod:`.pull_out`).
 
 End-to-end planners are usually deployed behind such rules: the TransFuser agents brake
 when LiDAR returns or detected boxes fall in the area ahead. The rules here read only
@@ -8,10 +9,11 @@ sensors the planner has. :class:`LaneChangeGuard` keeps the ego in its lane whil
 LiDAR shows a car beside it, or one closing from behind, in the lane the plan moves into
 (the check the expert makes before it changes lanes); :class:`EmergencyBrake` brakes for
 radar targets on the path (the radar measures the closing speed directly);
-:class:`~.pull_out.PullOut` takes the ego round a standing car after it has stood
-behind it for 3 s. Route following, the choice to change lanes and normal car following
-stay the network's; ``suite drive evaluate`` reports the planner with and without this
-layer.
+:class:`LidarBrake` brakes for standing LiDAR returns in the plan's corridor (in a
+junction's turn the radar's cone looks past them); :class:`~.pull_out.PullOut` takes the
+ego round a standing car after it has stood behind it for 3 s. Route following, the
+choice to change lanes and normal car following stay the network's; ``suite drive
+evaluate`` reports the planner with and without this layer.
 
 Tried and dropped before the pull-out: creeping on after standing still for a few
 seconds with the radar path clear (as the TransFuser agents do when stuck). A stuck
