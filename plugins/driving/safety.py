@@ -154,6 +154,8 @@ class LidarBrake:
         comfort: Deceleration (m/s²) needed to stop short of it above which it brakes.
         stop_gap: Bumper gap (m) to stop at.
         extend: Metres the corridor continues past the last waypoint.
+        route_end: Metres before the route's end (the route sensor's distance to go)
+            from which returns are left out.
         lidar_range: The LiDAR's maximum range (a return at it hit nothing).
     """
 
@@ -161,6 +163,7 @@ class LidarBrake:
     comfort: float = 3.0
     stop_gap: float = 1.0
     extend: float = 2.0
+    route_end: float = 3.0
     lidar_range: float = SensorConfig.lidar_range
 
     def __call__(self, plan: Plan, obs: dict[str, np.ndarray], speed: float) -> Plan:
@@ -172,7 +175,10 @@ class LidarBrake:
         if not len(pts):
             return plan
         lateral, along = path_position(pts, plan.waypoints, self.extend)
-        ahead = along[lateral < self.half_width]
+        # The drive ends 2 m short of the route's end, where the simulator parks the cars
+        # that drove past it: what stands beyond is not in the ego's way.
+        left = float(obs["route"][9]) * 100.0
+        ahead = along[(lateral < self.half_width) & (along < left - self.route_end)]
         if not len(ahead):
             return plan
         gap = float(ahead.min()) - EGO_LENGTH / 2 - self.stop_gap

@@ -218,6 +218,11 @@ def test_the_lidar_brake_stops_for_a_standing_car_round_the_turn() -> None:
     left = Plan(_arc(10.0), 6.0, 0.0)
     assert brake(left, frame, 6.0) is left
     assert brake(Plan(_arc(-10.0, 0.5), 1.0, 0.0), frame, 1.0).accel == 0.0
+    # Cars parked at the route's end (where the simulator leaves those that drove past
+    # it) are not in the way: the drive ends before them.
+    ending = {**frame, "route": frame["route"].copy()}
+    ending["route"][9] = 8.0 / 100.0  # 8 m to go
+    assert brake(right, ending, 6.0) is right
     # A car driving off at 6 m/s (where it was 0.4 s ago: 2.4 m back) is the radar's.
     frame["lidar_prev"] = _lidar_with_car(car[0], car[1])
     assert brake(right, frame, 6.0) is right
