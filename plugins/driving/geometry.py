@@ -10,7 +10,7 @@ import numpy as np
 
 from .sim.road import LANE_WIDTH
 
-__all__ = ["LaneFrame", "lane_references", "lidar_points", "standing_points"]
+__all__ = ["LaneFrame", "lane_references", "lidar_points", "repeats_sweep", "standing_points"]
 
 
 def lidar_points(ranges: np.ndarray, max_range: float,
@@ -25,6 +25,13 @@ def lidar_points(ranges: np.ndarray, max_range: float,
         return np.stack([r * np.cos(ang), r * np.sin(ang)], 1)
     ang = ang + pose[2]
     return np.stack([pose[0] + r * np.cos(ang), pose[1] + r * np.sin(ang)], 1)
+
+
+def repeats_sweep(obs: dict[str, np.ndarray]) -> bool:
+    """Whether the frame's earlier LiDAR sweep is its current one: a drive's first frame,
+    where no motion is known (a standing ego's pose is zero too, but its sweeps differ by
+    their noise)."""
+    return bool(np.array_equal(obs.get("lidar_prev"), obs["lidar"]))
 
 
 def standing_points(pts: np.ndarray, obs: dict[str, np.ndarray], lidar_range: float

@@ -32,7 +32,7 @@ import numpy as np
 
 from .drives import HISTORY_DT
 from .expert import COMFORT_DECEL, EMERGENCY_DECEL, STANDING_S0, Plan
-from .geometry import LaneFrame, lane_references, lidar_points, standing_points
+from .geometry import LaneFrame, lane_references, lidar_points, repeats_sweep, standing_points
 from .sim.road import LANE_WIDTH
 from .sim.sensors import SensorConfig, camera_grid
 from .sim.world import EGO_LENGTH
@@ -42,6 +42,7 @@ __all__ = [
     "Guard",
     "LaneChangeGuard",
     "LidarBrake",
+    "braked",
     "distance_to_path",
     "path_position",
     "safety_layer",
@@ -99,6 +100,14 @@ def targets_in_path(plan: Plan, radar: np.ndarray, half_width: float,
     return r[on] - (EGO_LENGTH + target_length) / 2, np.maximum(-rate[on], 0.0)
 
 
+def braked(plan: Plan, decel: float, speed: float) -> Plan:
+    """``plan`` braking at ``decel`` m/s² (at most the emergency deceleration), its target
+    speed lowered to match: what the brakes hand on."""
+    brake = min(decel, EMERGENCY_DECEL)
+    return replace(plan, accel=min(plan.accel, -brake),
+                   target_speed=min(plan.target_speed, max(speed - brake, 0.0)))
+
+
 @dataclass
 class EmergencyBrake:
     """Brake for radar targets on the planned path that the plan would not stop for.
@@ -134,9 +143,7 @@ class EmergencyBrake:
         need_max = float(np.where((gap <= 0.0) & (closing > 0.1), EMERGENCY_DECEL, need).max())
         if need_max <= self.comfort:
             return plan
-        brake = min(need_max, EMERGENCY_DECEL)
-        return replace(plan, accel=min(plan.accel, -brake),
-                       target_speed=min(plan.target_speed, max(speed - brake, 0.0)))
+        return braked(plan, need_max, speed)
 
 
 @dataclass
@@ -169,7 +176,7 @@ class LidarBrake:
     lidar_range: float = SensorConfig.lidar_range
 
     def __call__(self, plan: Plan, obs: dict[str, np.ndarray], speed: float) -> Plan:
-        if speed < 0.5 or np.array_equal(obs.get("lidar_prev"), obs["lidar"]):
+        if speed < 0.5 or repeats_sweep(obs):
             return plan  # standing, or no earlier sweep to tell standing returns by
         pts = lidar_points(obs["lidar"], self.lidar_range)
         pts = pts[pts[:, 0] > EGO_LENGTH / 2]
@@ -187,9 +194,7 @@ class LidarBrake:
         need = EMERGENCY_DECEL if gap <= 0.0 else speed**2 / (2 * gap)
         if need <= self.comfort:
             return plan
-        brake = min(need, EMERGENCY_DECEL)
-        return replace(plan, accel=min(plan.accel, -brake),
-                       target_speed=min(plan.target_speed, max(speed - brake, 0.0)))
+        return braked(plan, need, speed)
 
 
 @dataclass
@@ -276,9 +281,7 @@ class LaneChangeGuard:
         limit = float(obs["route"][8])
         v_rear, v_front = max(speed, limit), 0.0
         pose = obs.get("prev_pose")
-        # The first frame of a drive repeats its sweep as the earlier one: no motion known
-        # (a standing ego's pose is zero too, but its sweeps differ by their noise).
-        if pose is not None and not np.array_equal(obs["lidar_prev"], obs["lidar"]):
+        if pose is not None and not repeats_sweep(obs):
             before = lidar_points(obs["lidar_prev"], self.lidar_range, np.asarray(pose))
             rear0, front0, _ = self._nearest(frame, before, lane, side)
             if np.isfinite(rear0) and np.isfinite(rear):
