@@ -1,14 +1,15 @@
 """A rule-based safety layer behind the learned planner: a gap check before lane changes
-(LiDAR; the camera at junction entries), radar emergency braking along the planned path,
-LiDAR braking for what stands in it, and pulling out round a standing car the planner
-has stopped behind (:mod:`.pull_out`).
+(LiDAR; the camera at junction entries), steering away from a car closing in beside,
+radar emergency braking along the planned path, LiDAR braking for what stands in it,
+and pulling out round a standing car the planner has stopped behind (:mod:`.pull_out`).
 
 End-to-end planners are usually deployed behind such rules: the TransFuser agents brake
 when LiDAR returns or detected boxes fall in the area ahead. The rules here read only
 sensors the planner has. :class:`LaneChangeGuard` keeps the ego in its lane while the
 LiDAR shows a car beside it, or one closing from behind, in the lane the plan moves into
-(the check the expert makes before it changes lanes); :class:`EmergencyBrake` brakes for
-radar targets on the path (the radar measures the closing speed directly);
+(the check the expert makes before it changes lanes); :class:`SideGuard` steers away
+from a car beside that the ego closes in on (a turn run wide); :class:`EmergencyBrake`
+brakes for radar targets on the path (the radar measures the closing speed directly);
 :class:`LidarBrake` brakes for standing LiDAR returns in the plan's corridor (in a
 junction's turn the radar's cone looks past them); :class:`~.pull_out.PullOut` takes the
 ego round a standing car after it has stood behind it for 3 s. Route following, the
@@ -35,13 +36,14 @@ from .expert import COMFORT_DECEL, EMERGENCY_DECEL, STANDING_S0, Plan
 from .geometry import LaneFrame, lane_references, lidar_points, repeats_sweep, standing_points
 from .sim.road import LANE_WIDTH
 from .sim.sensors import SensorConfig, camera_grid
-from .sim.world import EGO_LENGTH
+from .sim.world import EGO_LENGTH, EGO_WIDTH
 
 __all__ = [
     "EmergencyBrake",
     "Guard",
     "LaneChangeGuard",
     "LidarBrake",
+    "SideGuard",
     "braked",
     "distance_to_path",
     "path_position",
@@ -319,9 +321,95 @@ class LaneChangeGuard:
         return replace(plan, target_speed=0.0, accel=min(plan.accel, -COMFORT_DECEL))
 
 
+def _vehicle_at(camera: np.ndarray, cfg: SensorConfig, pts: np.ndarray) -> np.ndarray:
+    """Which ego-frame points ``[N, 2]`` fall on or next to (one pixel) a vehicle other
+    than the ego in the camera's vehicle channel (``[N]`` bool): a LiDAR return there is
+    a car, not the kerb."""
+    px, py = camera_grid(cfg)
+    vehicles = (np.asarray(camera)[2] > 127) & ~(
+        (np.abs(px) < EGO_LENGTH / 2) & (np.abs(py) < EGO_WIDTH / 2))  # [H, H]
+    grown = np.pad(vehicles, 1)
+    h = cfg.camera_size
+    near = np.zeros_like(vehicles)
+    for dr in range(3):
+        for dc in range(3):
+            near |= grown[dr:dr + h, dc:dc + h]
+    row = np.floor(cfg.camera_ego_row - pts[:, 0] / cfg.camera_res).astype(int)
+    col = np.floor(h / 2 - pts[:, 1] / cfg.camera_res).astype(int)
+    inside = (row >= 0) & (row < h) & (col >= 0) & (col < h)
+    out = np.zeros(len(pts), dtype=bool)
+    out[inside] = near[row[inside], col[inside]]
+    return out
+
+
+@dataclass
+class SideGuard:
+    """Steer away from a car closing in beside the ego, and do not speed up meanwhile.
+
+    In the inner lane of a tight turn the planner's waypoints can turn too little: the
+    ego runs wide, or straightens too late after the turn, into the car beside it in the
+    outer lane. The guard measures the gap between the ego's side and the LiDAR returns
+    beside it that the camera shows on a vehicle (the kerb returns too, but is no
+    vehicle), and how fast it shrinks between the earlier sweep and this one, each in
+    its own ego frame. Under ``margin``, or with contact nearer than ``horizon`` at that
+    rate, the plan's waypoints move ``shift`` metres away, when the other side has room.
+
+    Args:
+        margin: Side gap (m) under which it steers away however slowly the gap shrinks.
+        horizon: Time (s) to contact below which it steers away.
+        shift: Metres the waypoints move away from the car.
+        room: Side gap (m) the other side must have (any return, the kerb too).
+        reach: Metres beyond the ego's front and back that still count as beside it.
+        lidar_range: The LiDAR's maximum range (a return at it hit nothing).
+        camera: The camera's geometry.
+    """
+
+    margin: float = 0.5
+    horizon: float = 1.5
+    shift: float = 1.0
+    room: float = 0.3
+    reach: float = 1.0
+    lidar_range: float = SensorConfig.lidar_range
+    camera: SensorConfig = field(default_factory=SensorConfig)
+
+    def _gaps(self, pts: np.ndarray) -> np.ndarray:
+        """Gaps (m) between the ego's left and right sides and the nearest of ``pts``
+        beside it (inf where none), ``[2]``."""
+        beside = pts[np.abs(pts[:, 0]) < EGO_LENGTH / 2 + self.reach]
+        gap = np.abs(beside[:, 1]) - EGO_WIDTH / 2
+        left = gap[beside[:, 1] > 0]
+        right = gap[beside[:, 1] < 0]
+        return np.array([left.min() if len(left) else np.inf,
+                         right.min() if len(right) else np.inf])
+
+    def __call__(self, plan: Plan, obs: dict[str, np.ndarray], speed: float) -> Plan:
+        if speed < 1.0 or repeats_sweep(obs):
+            return plan
+        pts = lidar_points(obs["lidar"], self.lidar_range)
+        gaps = self._gaps(pts)
+        cars = self._gaps(pts[_vehicle_at(obs["camera"], self.camera, pts)])
+        before = self._gaps(lidar_points(obs["lidar_prev"], self.lidar_range))
+        with np.errstate(invalid="ignore"):
+            closing = np.where(np.isfinite(before) & np.isfinite(cars),
+                               (before - cars) / HISTORY_DT, 0.0)
+        ttc = np.where(closing > 0.1, cars / np.maximum(closing, 0.1), np.inf)
+        danger = (cars < self.margin) | (ttc < self.horizon)
+        if not danger.any():
+            return plan
+        side = int(np.argmin(np.where(danger, ttc, np.inf)) if np.isfinite(ttc).any()
+                   else np.argmin(cars))
+        calm = replace(plan, accel=min(plan.accel, 0.0),
+                       target_speed=min(plan.target_speed, speed))
+        if gaps[1 - side] < self.room:
+            return calm
+        away = -1.0 if side == 0 else 1.0  # left is +y
+        return replace(calm, waypoints=plan.waypoints + np.array([0.0, away * self.shift]))
+
+
 def safety_layer() -> list[Guard]:
-    """Fresh guards for one drive: hold the lane while the next one is taken, brake for
-    what is in the way, and pull out round a standing car the planner stopped behind."""
+    """Fresh guards for one drive: hold the lane while the next one is taken, keep off the
+    car beside, brake for what is in the way, and pull out round a standing car the
+    planner stopped behind."""
     from .pull_out import PullOut  # it builds on LaneChangeGuard's follower check
 
-    return [LaneChangeGuard(), EmergencyBrake(), LidarBrake(), PullOut()]
+    return [LaneChangeGuard(), SideGuard(), EmergencyBrake(), LidarBrake(), PullOut()]

@@ -16,6 +16,7 @@ from torchsuite.plugins.driving.safety import (
     EmergencyBrake,
     LaneChangeGuard,
     LidarBrake,
+    SideGuard,
     distance_to_path,
     safety_layer,
 )
@@ -226,3 +227,79 @@ def test_the_lidar_brake_stops_for_a_standing_car_round_the_turn() -> None:
     # A car driving off at 6 m/s (where it was 0.4 s ago: 2.4 m back) is the radar's.
     frame["lidar_prev"] = _lidar_with_car(car[0], car[1])
     assert brake(right, frame, 6.0) is right
+
+
+def _side_frame(car_y: float, car_y_before: float, camera_car: bool = True,
+                kerb_y: float | None = None) -> dict[str, np.ndarray]:
+    """A car beside the ego at ``car_y`` (m, left positive), at ``car_y_before`` in the
+    sweep 0.4 s earlier; optionally a wall-like kerb (a long thin box) at ``kerb_y``."""
+    def sweep(y: float) -> np.ndarray:
+        boxes = [(0.0, y, 4.5, 1.8)] + ([(0.0, kerb_y, 60.0, 0.05)] if kerb_y is not None else [])
+        x0, y0, length, width = np.array(boxes).T
+        p, q = box_segments(np.stack([x0, y0], 1), np.zeros(len(boxes)), length, width)
+        ang = np.arange(360) * (2 * np.pi / 360)
+        return cast_rays(np.zeros(2), ang, p, q, 50.0).astype(np.float32)
+
+    return {"lidar": sweep(car_y), "lidar_prev": sweep(car_y_before),
+            "prev_pose": np.array([-2.4, 0.0, 0.0], np.float32),
+            "camera": _camera_with_car(0.0, car_y) if camera_car else _camera_with_car(99, 0)}
+
+
+def test_the_side_guard_steers_away_from_a_car_closing_in_beside() -> None:
+    guard = SideGuard()
+    plan = Plan(STRAIGHT, 8.0, 1.0)
+    # 1.05 m between the sides, 1 m less than 0.4 s ago: contact in 0.4 s.
+    out = guard(plan, _side_frame(2.9, 3.9), 6.0)
+    assert np.allclose(out.waypoints[:, 1], -guard.shift) and out.accel <= 0.0
+    assert out.target_speed <= 6.0
+    # The same car on the right: away to the left.
+    out = guard(plan, _side_frame(-2.9, -3.9), 6.0)
+    assert np.allclose(out.waypoints[:, 1], guard.shift)
+    # Holding its distance in the next lane: left alone; so is a wall closing in (the
+    # camera shows no vehicle there) and the drive's first frame (no earlier sweep).
+    assert guard(plan, _side_frame(2.9, 2.92), 6.0) is plan
+    assert guard(plan, _side_frame(2.9, 3.9, camera_car=False), 6.0) is plan
+    first = _side_frame(2.9, 3.9)
+    first["lidar_prev"] = first["lidar"]
+    assert guard(plan, first, 6.0) is plan
+    # Closer than the margin, even without closing: away.
+    out = guard(plan, _side_frame(2.1, 2.12), 6.0)
+    assert np.allclose(out.waypoints[:, 1], -guard.shift)
+
+
+def test_the_side_guard_does_not_steer_into_the_kerb_on_the_other_side() -> None:
+    guard = SideGuard()
+    plan = Plan(STRAIGHT, 8.0, 1.0)
+    out = guard(plan, _side_frame(2.9, 3.9, kerb_y=-1.1), 6.0)  # kerb 0.15 m to the right
+    assert np.array_equal(out.waypoints, plan.waypoints)
+    assert out.accel <= 0.0 and out.target_speed <= 6.0
+
+
+class _Drifting(_Reckless):
+    """Follows the route points shifted ``drift`` metres sideways, at ``speed``."""
+
+    def __init__(self, drift: float, speed: float) -> None:
+        super().__init__()
+        self.drift, self.speed = drift, speed
+
+    def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        wp, _, _ = super().forward(*inputs)
+        return wp + torch.tensor([0.0, self.drift]), torch.tensor([self.speed]), torch.tensor([0.0])
+
+
+def test_the_side_guard_keeps_a_drifting_planner_off_the_car_beside(
+    empty_scenario: Scenario, place: Callable[..., Scenario],
+) -> None:
+    sc = empty_scenario
+    lane = int(sc.path.at(sc.ego_s, "route_lane"))
+    other = 1 - lane if sc.path.lanes == 2 else lane + 1
+    sc.ego_lane = lane
+    d_other = float(sc.path.lane_center(other))
+    place(sc, [sc.ego_s], [d_other], [8.0])  # pacing the ego in the next lane
+    sc.ego_v, sc.time_limit = 8.0, 8.0
+    towards = 2.2 * float(np.sign(d_other - sc.path.lane_center(lane)))  # + is left
+    plain = run_scenario(sc, LearnedPolicy(_Drifting(towards, 8.0)))
+    guarded = run_scenario(sc, LearnedPolicy(_Drifting(towards, 8.0), guards=[SideGuard()]))
+    assert plain.collisions_vehicle == 1
+    assert guarded.collisions_vehicle == 0 and guarded.offroad == 0
+    assert guarded.distance_km > 0.04
