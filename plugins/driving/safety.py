@@ -44,6 +44,7 @@ __all__ = [
     "LaneChangeGuard",
     "LidarBrake",
     "SideGuard",
+    "SmoothRelease",
     "braked",
     "distance_to_path",
     "path_position",
@@ -406,10 +407,39 @@ class SideGuard:
         return replace(calm, waypoints=plan.waypoints + np.array([0.0, away * self.shift]))
 
 
+@dataclass
+class SmoothRelease:
+    """Let go of the brakes gradually: the plan's acceleration may rise by at most
+    ``rate`` m/s³ from one frame to the next (braking harder is never held back).
+
+    The brakes above hand on a hard deceleration while a threshold is crossed and the
+    network's own plan (often accelerating) the frame after: the ride behind the layer
+    jerked at up to 90 m/s³ each time one let go. While the cap holds, the target speed
+    is held at the current speed so that the tracker's speed term does not add back
+    what the cap takes away.
+
+    Args:
+        rate: Largest rise of the acceleration (m/s³).
+        dt: Time (s) between frames (the simulator's step).
+    """
+
+    rate: float = 10.0
+    dt: float = 0.1
+    _last: float = field(default=np.inf, init=False, repr=False)
+
+    def __call__(self, plan: Plan, obs: dict[str, np.ndarray], speed: float) -> Plan:
+        cap = self._last + self.rate * self.dt
+        if plan.accel > cap:
+            plan = replace(plan, accel=cap, target_speed=min(plan.target_speed, speed))
+        self._last = plan.accel
+        return plan
+
+
 def safety_layer() -> list[Guard]:
     """Fresh guards for one drive: hold the lane while the next one is taken, keep off the
     car beside, brake for what is in the way, and pull out round a standing car the
     planner stopped behind."""
     from .pull_out import PullOut  # it builds on LaneChangeGuard's follower check
 
-    return [LaneChangeGuard(), SideGuard(), EmergencyBrake(), LidarBrake(), PullOut()]
+    return [LaneChangeGuard(), SideGuard(), EmergencyBrake(), LidarBrake(), PullOut(),
+            SmoothRelease()]

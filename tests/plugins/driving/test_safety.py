@@ -17,6 +17,7 @@ from torchsuite.plugins.driving.safety import (
     LaneChangeGuard,
     LidarBrake,
     SideGuard,
+    SmoothRelease,
     distance_to_path,
     safety_layer,
 )
@@ -303,3 +304,19 @@ def test_the_side_guard_keeps_a_drifting_planner_off_the_car_beside(
     assert plain.collisions_vehicle == 1
     assert guarded.collisions_vehicle == 0 and guarded.offroad == 0
     assert guarded.distance_km > 0.04
+
+
+def test_the_brakes_are_let_go_of_gradually() -> None:
+    ease = SmoothRelease()
+    frame: dict[str, np.ndarray] = {}
+    cruise = Plan(STRAIGHT, 10.0, 1.0)
+    assert ease(cruise, frame, 8.0) is cruise  # the first frame: nothing to limit
+    hard = Plan(STRAIGHT, 0.0, -8.0)
+    assert ease(hard, frame, 8.0) is hard  # braking harder at once
+    accels = [ease(cruise, frame, 7.5).accel for _ in range(12)]
+    # Up by 1 m/s² a frame (10 m/s³), to the plan's own 1 m/s².
+    assert np.allclose(accels[:9], -8.0 + np.arange(1, 10)) and accels[-1] == 1.0
+    held = SmoothRelease()
+    held(hard, frame, 8.0)
+    out = held(cruise, frame, 7.5)
+    assert out.target_speed == 7.5 and np.array_equal(out.waypoints, cruise.waypoints)
