@@ -1,7 +1,8 @@
 """A rule-based safety layer behind the learned planner: a gap check before lane changes
 (LiDAR; the camera at junction entries), steering away from a car closing in beside,
 radar emergency braking along the planned path, LiDAR braking for what stands in it,
-and pulling out round a standing car the planner has stopped behind (:mod:`.pull_out`).
+pulling out round a standing car the planner has stopped behind (:mod:`.pull_out`), and
+letting go of the brakes gradually.
 
 End-to-end planners are usually deployed behind such rules: the TransFuser agents brake
 when LiDAR returns or detected boxes fall in the area ahead. The rules here read only
@@ -12,7 +13,8 @@ from a car beside that the ego closes in on (a turn run wide); :class:`Emergency
 brakes for radar targets on the path (the radar measures the closing speed directly);
 :class:`LidarBrake` brakes for standing LiDAR returns in the plan's corridor (in a
 junction's turn the radar's cone looks past them); :class:`~.pull_out.PullOut` takes the
-ego round a standing car after it has stood behind it for 3 s. Route following, the
+ego round a standing car after it has stood behind it for 3 s; :class:`SmoothRelease`
+limits how fast the acceleration rises after any of them braked. Route following, the
 choice to change lanes and normal car following stay the network's; ``suite drive
 evaluate`` reports the planner with and without this layer.
 
@@ -437,8 +439,8 @@ class SmoothRelease:
 
 def safety_layer() -> list[Guard]:
     """Fresh guards for one drive: hold the lane while the next one is taken, keep off the
-    car beside, brake for what is in the way, and pull out round a standing car the
-    planner stopped behind."""
+    car beside, brake for what is in the way, pull out round a standing car the planner
+    stopped behind, and let go of the brakes gradually."""
     from .pull_out import PullOut  # it builds on LaneChangeGuard's follower check
 
     return [LaneChangeGuard(), SideGuard(), EmergencyBrake(), LidarBrake(), PullOut(),

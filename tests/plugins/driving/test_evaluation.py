@@ -9,6 +9,7 @@ from torchsuite.plugins.driving.evaluation import drive_policies, make_policy
 from torchsuite.plugins.driving.expert import BaselinePolicy, ExpertPolicy
 from torchsuite.plugins.driving.policy import LearnedPolicy
 from torchsuite.plugins.driving.pull_out import PullOut
+from torchsuite.plugins.driving.safety import SmoothRelease
 from torchsuite.plugins.driving.task import DrivingConfig, DrivingTask
 
 
@@ -19,7 +20,9 @@ def test_make_policy_by_name() -> None:
     guarded = make_policy("learned+safety", net)
     assert isinstance(guarded, LearnedPolicy) and guarded.guards
     assert guarded.name == "learned+safety"
-    assert isinstance(guarded.guards[-1], PullOut)  # the recovery acts last
+    # The recovery acts after the brakes; only the release limit comes after it.
+    assert isinstance(guarded.guards[-2], PullOut)
+    assert isinstance(guarded.guards[-1], SmoothRelease)
     blind = make_policy("learned -lidar", net)
     assert isinstance(blind, LearnedPolicy) and {"lidar", "lidar_prev"} <= blind.drop
     assert not make_policy("learned", net).guards
