@@ -399,12 +399,11 @@ class SideGuard:
         danger = (cars < self.margin) | (ttc < self.horizon)
         if not danger.any():
             return plan
-        side = int(np.argmin(np.where(danger, ttc, np.inf)) if np.isfinite(ttc).any()
-                   else np.argmin(cars))
+        side = int(np.argmax(danger))  # 0: left, 1: right
         calm = replace(plan, accel=min(plan.accel, 0.0),
                        target_speed=min(plan.target_speed, speed))
-        if gaps[1 - side] < self.room:
-            return calm
+        if danger.all() or gaps[1 - side] < self.room:
+            return calm  # squeezed from both sides: no way to move away
         away = -1.0 if side == 0 else 1.0  # left is +y
         return replace(calm, waypoints=plan.waypoints + np.array([0.0, away * self.shift]))
 

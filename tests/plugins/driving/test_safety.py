@@ -276,6 +276,26 @@ def test_the_side_guard_does_not_steer_into_the_kerb_on_the_other_side() -> None
     assert out.accel <= 0.0 and out.target_speed <= 6.0
 
 
+def test_the_side_guard_moves_away_from_the_side_in_danger_only() -> None:
+    guard = SideGuard()
+    plan = Plan(STRAIGHT, 8.0, 1.0)
+    frame = _side_frame(-2.1, -2.12)  # a car 0.25 m to the right, holding its distance
+    # ... and another far off to the left, closing slowly (contact in 4 s): away from
+    # the right one, to the left.
+    far = _side_frame(5.9, 6.3)
+    both = {**frame, "lidar": np.minimum(frame["lidar"], far["lidar"]),
+            "lidar_prev": np.minimum(frame["lidar_prev"], far["lidar_prev"]),
+            "camera": np.maximum(frame["camera"], far["camera"])}
+    assert np.allclose(guard(plan, both, 6.0).waypoints[:, 1], guard.shift)
+    # Cars close on both sides: no side to move to, only no speeding up.
+    near = _side_frame(2.9, 3.9)
+    squeezed = {**frame, "lidar": np.minimum(frame["lidar"], near["lidar"]),
+                "lidar_prev": np.minimum(frame["lidar_prev"], near["lidar_prev"]),
+                "camera": np.maximum(frame["camera"], near["camera"])}
+    out = guard(plan, squeezed, 6.0)
+    assert np.array_equal(out.waypoints, plan.waypoints) and out.accel <= 0.0
+
+
 class _Drifting(_Reckless):
     """Follows the route points shifted ``drift`` metres sideways, at ``speed``."""
 
