@@ -38,7 +38,7 @@ from .expert import COMFORT_DECEL, EMERGENCY_DECEL, STANDING_S0, Plan
 from .geometry import LaneFrame, lane_references, lidar_points, repeats_sweep, standing_points
 from .sim.road import LANE_WIDTH
 from .sim.sensors import SensorConfig, camera_grid
-from .sim.world import EGO_LENGTH, EGO_WIDTH
+from .sim.world import EGO_LENGTH, EGO_WIDTH, ScenarioConfig
 
 __all__ = [
     "EmergencyBrake",
@@ -315,7 +315,7 @@ class LaneChangeGuard:
         shift = float(plan.waypoints[np.argmax(np.abs(plan.waypoints[:, 1])), 1])
         if abs(shift) < self.intent:
             return plan
-        vehicles = np.asarray(obs["camera"])[2] > 127  # [H, H]
+        vehicles = _camera_vehicles(obs["camera"])  # [H, H]
         px, py = self._camera_xy
         x, off = px[vehicles], np.sign(shift) * py[vehicles]
         beside = (off > self.near[0]) & (off < self.near[1]) & (x < EGO_LENGTH / 2 + 1.0)
@@ -324,25 +324,10 @@ class LaneChangeGuard:
         return replace(plan, target_speed=0.0, accel=min(plan.accel, -COMFORT_DECEL))
 
 
-def _vehicle_at(camera: np.ndarray, cfg: SensorConfig, pts: np.ndarray) -> np.ndarray:
-    """Which ego-frame points ``[N, 2]`` fall on or next to (one pixel) a vehicle other
-    than the ego in the camera's vehicle channel (``[N]`` bool): a LiDAR return there is
-    a car, not the kerb."""
-    px, py = camera_grid(cfg)
-    vehicles = (np.asarray(camera)[2] > 127) & ~(
-        (np.abs(px) < EGO_LENGTH / 2) & (np.abs(py) < EGO_WIDTH / 2))  # [H, H]
-    grown = np.pad(vehicles, 1)
-    h = cfg.camera_size
-    near = np.zeros_like(vehicles)
-    for dr in range(3):
-        for dc in range(3):
-            near |= grown[dr:dr + h, dc:dc + h]
-    row = np.floor(cfg.camera_ego_row - pts[:, 0] / cfg.camera_res).astype(int)
-    col = np.floor(h / 2 - pts[:, 1] / cfg.camera_res).astype(int)
-    inside = (row >= 0) & (row < h) & (col >= 0) & (col < h)
-    out = np.zeros(len(pts), dtype=bool)
-    out[inside] = near[row[inside], col[inside]]
-    return out
+def _camera_vehicles(camera: np.ndarray) -> np.ndarray:
+    """The camera's vehicle pixels ``[H, H]`` (bool): fog mixes every channel towards half
+    scale, so a vehicle stays above it and the road below."""
+    return np.asarray(camera)[2] > 127
 
 
 @dataclass
@@ -375,6 +360,28 @@ class SideGuard:
     lidar_range: float = SensorConfig.lidar_range
     camera: SensorConfig = field(default_factory=SensorConfig)
 
+    @cached_property
+    def _ego_pixels(self) -> np.ndarray:
+        """The camera pixels ``[H, H]`` the ego itself covers (drawn as a vehicle too)."""
+        px, py = camera_grid(self.camera)
+        return (np.abs(px) < EGO_LENGTH / 2) & (np.abs(py) < EGO_WIDTH / 2)
+
+    def _on_vehicle(self, camera: np.ndarray, pts: np.ndarray) -> np.ndarray:
+        """Which ego-frame points ``[N, 2]`` fall on or next to (one pixel) a vehicle
+        other than the ego (``[N]`` bool): a LiDAR return there is a car, not the kerb."""
+        cfg, h = self.camera, self.camera.camera_size
+        grown = np.pad(_camera_vehicles(camera) & ~self._ego_pixels, 1)
+        near = np.zeros((h, h), dtype=bool)
+        for dr in range(3):
+            for dc in range(3):
+                near |= grown[dr:dr + h, dc:dc + h]
+        row = np.floor(cfg.camera_ego_row - pts[:, 0] / cfg.camera_res).astype(int)
+        col = np.floor(h / 2 - pts[:, 1] / cfg.camera_res).astype(int)
+        inside = (row >= 0) & (row < h) & (col >= 0) & (col < h)
+        out = np.zeros(len(pts), dtype=bool)
+        out[inside] = near[row[inside], col[inside]]
+        return out
+
     def _gaps(self, pts: np.ndarray) -> np.ndarray:
         """Gaps (m) between the ego's left and right sides and the nearest of ``pts``
         beside it (inf where none), ``[2]``."""
@@ -390,7 +397,7 @@ class SideGuard:
             return plan
         pts = lidar_points(obs["lidar"], self.lidar_range)
         gaps = self._gaps(pts)
-        cars = self._gaps(pts[_vehicle_at(obs["camera"], self.camera, pts)])
+        cars = self._gaps(pts[self._on_vehicle(obs["camera"], pts)])
         before = self._gaps(lidar_points(obs["lidar_prev"], self.lidar_range))
         with np.errstate(invalid="ignore"):
             closing = np.where(np.isfinite(before) & np.isfinite(cars),
@@ -400,8 +407,7 @@ class SideGuard:
         if not danger.any():
             return plan
         side = int(np.argmax(danger))  # 0: left, 1: right
-        calm = replace(plan, accel=min(plan.accel, 0.0),
-                       target_speed=min(plan.target_speed, speed))
+        calm = braked(plan, 0.0, speed)  # no speeding up
         if danger.all() or gaps[1 - side] < self.room:
             return calm  # squeezed from both sides: no way to move away
         away = -1.0 if side == 0 else 1.0  # left is +y
@@ -425,7 +431,7 @@ class SmoothRelease:
     """
 
     rate: float = 10.0
-    dt: float = 0.1
+    dt: float = ScenarioConfig.dt
     _last: float = field(default=np.inf, init=False, repr=False)
 
     def __call__(self, plan: Plan, obs: dict[str, np.ndarray], speed: float) -> Plan:

@@ -94,10 +94,16 @@ def _route(y: list[float], x: tuple[float, ...] = (5.0, 10.0, 20.0, 30.0),
     return np.array([v for p in zip(x, y, strict=True) for v in p] + [limit, 3.0], np.float32)
 
 
-def _lidar_with_car(x: float, y: float, rays: int = 360) -> np.ndarray:
-    p, q = box_segments(np.array([[x, y]]), np.zeros(1), np.array([4.5]), np.array([1.8]))
+def _lidar_of(*boxes: tuple[float, float, float, float], rays: int = 360) -> np.ndarray:
+    """A sweep of lane-aligned boxes given as (x, y, length, width)."""
+    x, y, length, width = np.array(boxes, dtype=np.float64).T
+    p, q = box_segments(np.stack([x, y], 1), np.zeros(len(boxes)), length, width)
     ang = np.arange(rays) * (2 * np.pi / rays)
     return cast_rays(np.zeros(2), ang, p, q, 50.0).astype(np.float32)
+
+
+def _lidar_with_car(x: float, y: float, rays: int = 360) -> np.ndarray:
+    return _lidar_of((x, y, 4.5, 1.8), rays=rays)
 
 
 def _frame(lidar: np.ndarray) -> dict[str, np.ndarray]:
@@ -235,11 +241,8 @@ def _side_frame(car_y: float, car_y_before: float, camera_car: bool = True,
     """A car beside the ego at ``car_y`` (m, left positive), at ``car_y_before`` in the
     sweep 0.4 s earlier; optionally a wall-like kerb (a long thin box) at ``kerb_y``."""
     def sweep(y: float) -> np.ndarray:
-        boxes = [(0.0, y, 4.5, 1.8)] + ([(0.0, kerb_y, 60.0, 0.05)] if kerb_y is not None else [])
-        x0, y0, length, width = np.array(boxes).T
-        p, q = box_segments(np.stack([x0, y0], 1), np.zeros(len(boxes)), length, width)
-        ang = np.arange(360) * (2 * np.pi / 360)
-        return cast_rays(np.zeros(2), ang, p, q, 50.0).astype(np.float32)
+        kerb = [(0.0, kerb_y, 60.0, 0.05)] if kerb_y is not None else []
+        return _lidar_of((0.0, y, 4.5, 1.8), *kerb)
 
     return {"lidar": sweep(car_y), "lidar_prev": sweep(car_y_before),
             "prev_pose": np.array([-2.4, 0.0, 0.0], np.float32),
